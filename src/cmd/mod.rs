@@ -1,0 +1,14 @@
+//! One module per subcommand.
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+pub mod sandbox;
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Sandbox(args) => sandbox::run(args).await,
+        Command::Demo(args) => sandbox::demo(args).await,
+    }
+}
