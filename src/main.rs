@@ -2,6 +2,7 @@
 
 mod cli;
 mod cmd;
+mod config;
 
 use clap::Parser;
 
