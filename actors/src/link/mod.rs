@@ -1,0 +1,3 @@
+//! One store↔organisation pair: its supervisor and the entity actors.
+
+pub mod supervisor;
