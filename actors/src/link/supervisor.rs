@@ -17,8 +17,11 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr, Supervisi
 use serde::Serialize;
 
 /// Spawns one child linked to the given supervisor cell.
-pub type SpawnFn =
-    Arc<dyn Fn(ActorCell) -> Pin<Box<dyn Future<Output = Result<ActorCell, SpawnErr>> + Send>> + Send + Sync>;
+pub type SpawnFn = Arc<
+    dyn Fn(ActorCell) -> Pin<Box<dyn Future<Output = Result<ActorCell, SpawnErr>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// How to start one child, by name.
 #[derive(Clone)]
@@ -33,7 +36,10 @@ impl ChildSpec {
         F: Fn(ActorCell) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<ActorCell, SpawnErr>> + Send + 'static,
     {
-        Self { name: name.into(), spawn: Arc::new(move |cell| Box::pin(spawn(cell))) }
+        Self {
+            name: name.into(),
+            spawn: Arc::new(move |cell| Box::pin(spawn(cell))),
+        }
     }
 }
 
@@ -60,7 +66,9 @@ impl Default for RestartPolicy {
 impl RestartPolicy {
     fn backoff(&self, recent_failures: usize) -> Duration {
         let exp = recent_failures.saturating_sub(1).min(16) as u32;
-        self.base_backoff.saturating_mul(2u32.saturating_pow(exp)).min(self.max_backoff)
+        self.base_backoff
+            .saturating_mul(2u32.saturating_pow(exp))
+            .min(self.max_backoff)
     }
 }
 
@@ -125,7 +133,11 @@ impl SupervisorState {
             .collect();
     }
 
-    async fn spawn(&mut self, idx: usize, myself: &ActorRef<SupervisorMsg>) -> Result<(), SpawnErr> {
+    async fn spawn(
+        &mut self,
+        idx: usize,
+        myself: &ActorRef<SupervisorMsg>,
+    ) -> Result<(), SpawnErr> {
         let cell = (self.children[idx].spec.spawn)(myself.get_cell()).await?;
         self.by_id.insert(cell.get_id(), idx);
         self.children[idx].cell = Some(cell);
@@ -142,7 +154,11 @@ impl SupervisorState {
         child.cell = None;
         child.last_failure = Some(reason);
         child.failures.push_back(now);
-        while child.failures.front().is_some_and(|t| now.duration_since(*t) > policy.window) {
+        while child
+            .failures
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > policy.window)
+        {
             child.failures.pop_front();
         }
         let recent = child.failures.len();
@@ -165,7 +181,13 @@ impl Actor for LinkSupervisor {
             children: args
                 .children
                 .into_iter()
-                .map(|spec| Child { spec, cell: None, failures: VecDeque::new(), restarts: 0, last_failure: None })
+                .map(|spec| Child {
+                    spec,
+                    cell: None,
+                    failures: VecDeque::new(),
+                    restarts: 0,
+                    last_failure: None,
+                })
                 .collect(),
             by_id: HashMap::new(),
             policy: args.policy,
@@ -184,7 +206,9 @@ impl Actor for LinkSupervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         let SupervisorMsg::Respawn(name) = msg;
-        let Some(idx) = state.children.iter().position(|c| c.spec.name == name) else { return Ok(()) };
+        let Some(idx) = state.children.iter().position(|c| c.spec.name == name) else {
+            return Ok(());
+        };
         if state.children[idx].cell.is_some() {
             return Ok(());
         }
@@ -209,12 +233,15 @@ impl Actor for LinkSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         let (cell, reason) = match event {
             SupervisionEvent::ActorFailed(cell, err) => (cell, format!("failed: {err}")),
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                (cell, format!("stopped: {}", reason.unwrap_or_else(|| "no reason".into())))
-            }
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (
+                cell,
+                format!("stopped: {}", reason.unwrap_or_else(|| "no reason".into())),
+            ),
             _ => return Ok(()),
         };
-        let Some(idx) = state.by_id.remove(&cell.get_id()) else { return Ok(()) };
+        let Some(idx) = state.by_id.remove(&cell.get_id()) else {
+            return Ok(());
+        };
         let name = state.children[idx].spec.name.clone();
         tracing::warn!(child = %name, %reason, "Child actor exited; restarting.");
         match state.on_failure(idx, reason) {
@@ -259,11 +286,20 @@ mod tests {
         type Msg = FlakyMsg;
         type State = ();
         type Arguments = Arc<AtomicUsize>;
-        async fn pre_start(&self, _: ActorRef<FlakyMsg>, starts: Arc<AtomicUsize>) -> Result<(), ActorProcessingErr> {
+        async fn pre_start(
+            &self,
+            _: ActorRef<FlakyMsg>,
+            starts: Arc<AtomicUsize>,
+        ) -> Result<(), ActorProcessingErr> {
             starts.fetch_add(1, Ordering::SeqCst);
             Ok(())
         }
-        async fn handle(&self, _: ActorRef<FlakyMsg>, msg: FlakyMsg, _: &mut ()) -> Result<(), ActorProcessingErr> {
+        async fn handle(
+            &self,
+            _: ActorRef<FlakyMsg>,
+            msg: FlakyMsg,
+            _: &mut (),
+        ) -> Result<(), ActorProcessingErr> {
             match msg {
                 FlakyMsg::Crash => Err("boom".into()),
             }
@@ -274,7 +310,13 @@ mod tests {
         ChildSpec::new("flaky", move |sup| {
             let starts = starts.clone();
             async move {
-                let (r, _) = Actor::spawn_linked(Some(format!("flaky-{}", uuid::Uuid::new_v4())), Flaky, starts, sup).await?;
+                let (r, _) = Actor::spawn_linked(
+                    Some(format!("flaky-{}", uuid::Uuid::new_v4())),
+                    Flaky,
+                    starts,
+                    sup,
+                )
+                .await?;
                 Ok(r.get_cell())
             }
         })
@@ -294,22 +336,46 @@ mod tests {
     async fn failed_child_is_restarted_and_counted() {
         let starts = Arc::new(AtomicUsize::new(0));
         let view = SupervisorView::default();
-        let policy = RestartPolicy { base_backoff: Duration::from_millis(5), ..Default::default() };
+        let policy = RestartPolicy {
+            base_backoff: Duration::from_millis(5),
+            ..Default::default()
+        };
         let (sup, handle) = Actor::spawn(
             None,
             LinkSupervisor,
-            SupervisorArgs { children: vec![flaky_spec(starts.clone())], policy, view: view.clone() },
+            SupervisorArgs {
+                children: vec![flaky_spec(starts.clone())],
+                policy,
+                view: view.clone(),
+            },
         )
         .await
         .unwrap();
         assert_eq!(starts.load(Ordering::SeqCst), 1);
         for round in 1..=3 {
-            let child = sup.get_children().into_iter().next().expect("child running");
-            ractor::ActorRef::<FlakyMsg>::from(child).cast(FlakyMsg::Crash).unwrap();
+            let child = sup
+                .get_children()
+                .into_iter()
+                .next()
+                .expect("child running");
+            ractor::ActorRef::<FlakyMsg>::from(child)
+                .cast(FlakyMsg::Crash)
+                .unwrap();
             wait_for(|| starts.load(Ordering::SeqCst) == round + 1).await;
         }
-        wait_for(|| view.children().first().is_some_and(|c| c.running && c.restarts == 3)).await;
-        assert!(view.children()[0].last_failure.as_deref().unwrap().contains("boom"));
+        wait_for(|| {
+            view.children()
+                .first()
+                .is_some_and(|c| c.running && c.restarts == 3)
+        })
+        .await;
+        assert!(
+            view.children()[0]
+                .last_failure
+                .as_deref()
+                .unwrap()
+                .contains("boom")
+        );
         sup.stop(None);
         handle.await.unwrap();
     }
@@ -326,14 +392,22 @@ mod tests {
         let (sup, handle) = Actor::spawn(
             None,
             LinkSupervisor,
-            SupervisorArgs { children: vec![flaky_spec(starts.clone())], policy, view: SupervisorView::default() },
+            SupervisorArgs {
+                children: vec![flaky_spec(starts.clone())],
+                policy,
+                view: SupervisorView::default(),
+            },
         )
         .await
         .unwrap();
         for _ in 0..3 {
-            let Some(child) = sup.get_children().into_iter().next() else { break };
+            let Some(child) = sup.get_children().into_iter().next() else {
+                break;
+            };
             let before = starts.load(Ordering::SeqCst);
-            ractor::ActorRef::<FlakyMsg>::from(child).cast(FlakyMsg::Crash).unwrap();
+            ractor::ActorRef::<FlakyMsg>::from(child)
+                .cast(FlakyMsg::Crash)
+                .unwrap();
             let _ = tokio::time::timeout(Duration::from_secs(1), async {
                 while starts.load(Ordering::SeqCst) == before {
                     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -341,7 +415,14 @@ mod tests {
             })
             .await;
         }
-        tokio::time::timeout(Duration::from_secs(2), handle).await.expect("supervisor stopped").unwrap();
-        assert_eq!(starts.load(Ordering::SeqCst), 3, "initial start plus two restarts");
+        tokio::time::timeout(Duration::from_secs(2), handle)
+            .await
+            .expect("supervisor stopped")
+            .unwrap();
+        assert_eq!(
+            starts.load(Ordering::SeqCst),
+            3,
+            "initial start plus two restarts"
+        );
     }
 }
