@@ -1,1 +1,9 @@
 //! tally engine
+pub mod link;
+pub mod model;
+pub mod mapping;
+pub mod budget;
+pub mod retry;
+pub mod xero;
+pub mod magento;
+pub mod ledger;

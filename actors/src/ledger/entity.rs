@@ -1,0 +1,69 @@
+//! The persisted state of one entity (an order, a contact, …).
+
+use super::stage::{EntityKind, Stage};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// An outbound call that is about to be (or was) made and whose outcome is not yet recorded.
+///
+/// It is committed *before* the call. If the process dies before the outcome is committed,
+/// the intent is still here on restart and tells the recovery code what to look up (by
+/// natural key) before anything is re-sent, and which idempotency key to re-send with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intent {
+    /// The operation, e.g. `"PUT Invoices"`.
+    pub op: String,
+    /// Derived from the business id (never random per attempt), so a retry is recognised.
+    pub idempotency_key: String,
+    /// Hex SHA-256 of the request body: a retry must send the same body under the same key.
+    pub body_sha256: String,
+    /// The batch the call belongs to, to correlate the elements of one Xero batch call.
+    pub batch_id: String,
+    pub committed_at_ms: i64,
+}
+
+/// Everything the engine remembers about one entity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntityState {
+    /// `order:000000123`; see [`EntityKind::key`].
+    pub key: String,
+    pub kind: EntityKind,
+    pub stage: Stage,
+    /// The validated source record (order, contact, …) as JSON. Numbers keep their exact
+    /// decimal text (serde_json `arbitrary_precision`), so money survives the round trip.
+    pub data: serde_json::Value,
+    /// Remote ids: `contact_id`, `invoice_id`, `payment_id`, `magento_entity_id`, …
+    pub links: BTreeMap<String, String>,
+    pub intent: Option<Intent>,
+    pub attempts: u32,
+    /// Set while a failed attempt waits for its retry; indexed in `DUE_TO_ENTITY`.
+    pub retry_at_ms: Option<i64>,
+    pub last_error: Option<String>,
+    /// Stamped by the ledger when the entity is first written.
+    pub created_at_ms: i64,
+    /// Stamped by the ledger on every write.
+    pub updated_at_ms: i64,
+    /// Optimistic concurrency token: pass back the version you read; the ledger rejects the
+    /// write if someone else wrote in between, and stores `version + 1`. 0 = "new entity".
+    pub version: u64,
+}
+
+impl EntityState {
+    /// A brand-new entity in its kind's initial stage, ready to be written with `Write::Put`.
+    pub fn new(kind: EntityKind, natural_id: &str, data: serde_json::Value) -> EntityState {
+        EntityState {
+            key: kind.key(natural_id),
+            kind,
+            stage: kind.initial_stage(),
+            data,
+            links: BTreeMap::new(),
+            intent: None,
+            attempts: 0,
+            retry_at_ms: None,
+            last_error: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            version: 0,
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Read queries. Each runs in its own redb read transaction (a consistent snapshot that never
+//! blocks the writer). These are blocking calls: async code goes through `Ledger`, which runs
+//! them on tokio's blocking pool; the CLI can call them directly.
+
+use super::audit::AuditEntry;
+use super::codec;
+use super::dead_letter::DeadLetter;
+use super::entity::EntityState;
+use super::error::LedgerError;
+use super::stage::Stage;
+use super::tables::*;
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// A cheap, cloneable reader over the ledger file.
+#[derive(Clone)]
+pub struct LedgerReader {
+    db: Arc<Database>,
+}
+
+impl std::fmt::Debug for LedgerReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerReader").finish_non_exhaustive()
+    }
+}
+
+fn state_at(rtx: &ReadTransaction, key: &str) -> Result<Option<EntityState>, LedgerError> {
+    let states = rtx.open_table(ENTITY_TO_STATE)?;
+    match states.get(key)? {
+        Some(g) => Ok(Some(codec::decode("entity", key, g.value())?)),
+        None => Ok(None),
+    }
+}
+
+fn states_for(
+    rtx: &ReadTransaction,
+    keys: impl IntoIterator<Item = String>,
+) -> Result<Vec<EntityState>, LedgerError> {
+    let states = rtx.open_table(ENTITY_TO_STATE)?;
+    let mut out = Vec::new();
+    for key in keys {
+        if let Some(g) = states.get(key.as_str())? {
+            out.push(codec::decode("entity", &key, g.value())?);
+        }
+    }
+    Ok(out)
+}
+
+impl LedgerReader {
+    pub(crate) fn new(db: Arc<Database>) -> Self {
+        LedgerReader { db }
+    }
+
+    pub fn get(&self, key: &str) -> Result<Option<EntityState>, LedgerError> {
+        state_at(&self.db.begin_read()?, key)
+    }
+
+    /// Up to `limit` entities in `stage`, in key order.
+    pub fn by_stage(&self, stage: Stage, limit: usize) -> Result<Vec<EntityState>, LedgerError> {
+        let rtx = self.db.begin_read()?;
+        let index = rtx.open_table(STAGE_TO_ENTITY)?;
+        let mut keys = Vec::new();
+        for item in index.range((stage.as_str(), "")..)? {
+            if keys.len() >= limit {
+                break;
+            }
+            let (k, _) = item?;
+            let (s, key) = k.value();
+            if s != stage.as_str() {
+                break;
+            }
+            keys.push(key.to_owned());
+        }
+        states_for(&rtx, keys)
+    }
+
+    /// Up to `limit` failed entities whose retry time is at or before `now_ms`, earliest first.
+    pub fn due_before(&self, now_ms: i64, limit: usize) -> Result<Vec<EntityState>, LedgerError> {
+        let rtx = self.db.begin_read()?;
+        let index = rtx.open_table(DUE_TO_ENTITY)?;
+        let mut keys = Vec::new();
+        for item in index.iter()? {
+            if keys.len() >= limit {
+                break;
+            }
+            let (k, _) = item?;
+            let (at, key) = k.value();
+            if at > now_ms {
+                break;
+            }
+            keys.push(key.to_owned());
+        }
+        states_for(&rtx, keys)
+    }
+
+    /// The earliest pending retry time, so a scheduler can sleep exactly until then.
+    pub fn next_due_ms(&self) -> Result<Option<i64>, LedgerError> {
+        let rtx = self.db.begin_read()?;
+        let index = rtx.open_table(DUE_TO_ENTITY)?;
+        Ok(index.first()?.map(|(k, _)| k.value().0))
+    }
+
+    /// Every entity holding an intent without an outcome: after a crash, each of these must be
+    /// resolved by a lookup on the remote side before anything is re-sent.
+    pub fn with_intent(&self) -> Result<Vec<EntityState>, LedgerError> {
+        let rtx = self.db.begin_read()?;
+        let index = rtx.open_table(INTENT_TO_ENTITY)?;
+        let mut keys = BTreeSet::new();
+        for item in index.iter()? {
+            let (_, holder) = item?;
+            keys.insert(holder.value().to_owned());
+        }
+        states_for(&rtx, keys)
+    }
+
+    /// The entity holding this idempotency key's intent, if any.
+    pub fn by_idempotency_key(
+        &self,
+        idempotency_key: &str,
+    ) -> Result<Option<EntityState>, LedgerError> {
+        let rtx = self.db.begin_read()?;
+        let holder: Option<String> = rtx
+            .open_table(INTENT_TO_ENTITY)?
+            .get(idempotency_key)?
+            .map(|g| g.value().to_owned());
+        match holder {
+            Some(key) => state_at(&rtx, key.as_str()),
+            None => Ok(None),
+        }
+    }
+
+    /// Entities whose `links[name] == value`, e.g. (`invoice_id`, a Xero InvoiceID).
+    pub fn by_link(&self, name: &str, value: &str) -> Result<Vec<EntityState>, LedgerError> {
+        let rtx = self.db.begin_read()?;
+        let index = rtx.open_table(LINK_TO_ENTITY)?;
+        let link = format!("{name}:{value}");
+        let mut keys = Vec::new();
+        for item in index.range((link.as_str(), "")..)? {
+            let (k, _) = item?;
+            let (l, key) = k.value();
+            if l != link {
+                break;
+            }
+            keys.push(key.to_owned());
+        }
+        states_for(&rtx, keys)
+    }
+
+    /// The number of entities in every stage (zero included), from a maintained counter.
+    pub fn counts_by_stage(&self) -> Result<BTreeMap<Stage, u64>, LedgerError> {
+        let rtx = self.db.begin_read()?;
+        let counts = rtx.open_table(STAGE_TO_COUNT)?;
+        let mut out: BTreeMap<Stage, u64> = Stage::ALL.into_iter().map(|s| (s, 0)).collect();
+        for item in counts.iter()? {
+            let (k, v) = item?;
+            if let Some(stage) = Stage::parse(k.value()) {
+                out.insert(stage, v.value());
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, LedgerError> {
+        let rtx = self.db.begin_read()?;
+        let table = rtx.open_table(DEAD_LETTERS)?;
+        let mut out = Vec::new();
+        for item in table.iter()? {
+            let (k, v) = item?;
+            out.push(codec::decode("dead letter", k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn dead_letter(&self, key: &str) -> Result<Option<DeadLetter>, LedgerError> {
+        let rtx = self.db.begin_read()?;
+        let table = rtx.open_table(DEAD_LETTERS)?;
+        match table.get(key)? {
+            Some(g) => Ok(Some(codec::decode("dead letter", key, g.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// One entity's audit trail, oldest first.
+    pub fn audit_for(&self, key: &str) -> Result<Vec<AuditEntry>, LedgerError> {
+        let rtx = self.db.begin_read()?;
+        let index = rtx.open_table(ENTITY_TO_AUDIT)?;
+        let audit = rtx.open_table(AUDIT)?;
+        let mut out = Vec::new();
+        for item in index.range((key, 0u64)..=(key, u64::MAX))? {
+            let (k, _) = item?;
+            let seq = k.value().1;
+            if let Some(g) = audit.get(seq)? {
+                out.push(codec::decode("audit entry", &seq.to_string(), g.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The last `n` audit entries of the whole ledger, oldest first.
+    pub fn audit_tail(&self, n: usize) -> Result<Vec<AuditEntry>, LedgerError> {
+        let rtx = self.db.begin_read()?;
+        let audit = rtx.open_table(AUDIT)?;
+        let mut out = Vec::with_capacity(n);
+        for item in audit.iter()?.rev().take(n) {
+            let (k, v) = item?;
+            out.push(codec::decode(
+                "audit entry",
+                &k.value().to_string(),
+                v.value(),
+            )?);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    pub fn cursor(&self, name: &str) -> Result<Option<serde_json::Value>, LedgerError> {
+        let rtx = self.db.begin_read()?;
+        let table = rtx.open_table(CURSORS)?;
+        match table.get(name)? {
+            Some(g) => Ok(Some(codec::decode("cursor", name, g.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Opaque token bytes. The caller owns their meaning and their secrecy.
+    pub fn token(&self, name: &str) -> Result<Option<Vec<u8>>, LedgerError> {
+        let rtx = self.db.begin_read()?;
+        let table = rtx.open_table(TOKENS)?;
+        Ok(table.get(name)?.map(|g| g.value().to_vec()))
+    }
+
+    /// Every open discrepancy, by key.
+    pub fn discrepancies(&self) -> Result<Vec<(String, serde_json::Value)>, LedgerError> {
+        let rtx = self.db.begin_read()?;
+        let table = rtx.open_table(DISCREPANCIES)?;
+        let mut out = Vec::new();
+        for item in table.iter()? {
+            let (k, v) = item?;
+            out.push((
+                k.value().to_owned(),
+                codec::decode("discrepancy", k.value(), v.value())?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Entities whose key, a link value or a value inside `data` contains `query`
+    /// (case-insensitive): an order number, an email, a SKU, a Xero id. A scan, stopped
+    /// after `limit` matches; the raw record is checked first so most entities are never
+    /// decoded.
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<EntityState>, LedgerError> {
+        let needle = query.trim().to_lowercase();
+        if needle.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rtx = self.db.begin_read()?;
+        let table = rtx.open_table(ENTITY_TO_STATE)?;
+        let mut out = Vec::new();
+        for item in table.iter()? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            let raw = String::from_utf8_lossy(v.value()).to_lowercase();
+            if !raw.contains(&needle) {
+                continue;
+            }
+            let state: EntityState = codec::decode("entity", k.value(), v.value())?;
+            let hit = state.key.to_lowercase().contains(&needle)
+                || state
+                    .links
+                    .values()
+                    .any(|l| l.to_lowercase().contains(&needle))
+                || value_contains(&state.data, &needle);
+            if hit {
+                out.push(state);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn value_contains(value: &serde_json::Value, needle: &str) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.to_lowercase().contains(needle),
+        Value::Number(n) => n.to_string().contains(needle),
+        Value::Array(items) => items.iter().any(|v| value_contains(v, needle)),
+        Value::Object(map) => map.values().any(|v| value_contains(v, needle)),
+        Value::Bool(_) | Value::Null => false,
+    }
+}

@@ -1,0 +1,68 @@
+//! Opening a ledger file: create it, or refuse it clearly when another schema wrote it.
+
+use super::error::LedgerError;
+use super::tables::*;
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableError};
+use std::cmp::Ordering;
+use std::path::Path;
+
+/// Reads the stored schema version without writing anything, so a file from another release is
+/// refused untouched.
+fn stored_version(db: &Database) -> Result<Option<u64>, LedgerError> {
+    let rtx = db.begin_read()?;
+    let meta = match rtx.open_table(META) {
+        Ok(t) => t,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(meta.get(META_SCHEMA_VERSION)?.map(|g| g.value()))
+}
+
+/// Checks (or, for a new file, records) the schema version and makes sure every table exists,
+/// so read transactions never meet a missing table.
+pub(crate) fn prepare(db: &Database, path: &Path) -> Result<(), LedgerError> {
+    if let Some(found) = stored_version(db)? {
+        match found.cmp(&SCHEMA_VERSION) {
+            Ordering::Less => {
+                return Err(LedgerError::SchemaTooOld {
+                    path: path.to_owned(),
+                    found,
+                    expected: SCHEMA_VERSION,
+                });
+            }
+            Ordering::Greater => {
+                return Err(LedgerError::SchemaTooNew {
+                    path: path.to_owned(),
+                    found,
+                    expected: SCHEMA_VERSION,
+                });
+            }
+            Ordering::Equal => {}
+        }
+    }
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    txn.set_quick_repair(true);
+    {
+        let mut meta = txn.open_table(META)?;
+        if meta.get(META_SCHEMA_VERSION)?.is_none() {
+            meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
+            let now = u64::try_from(super::writer::now_ms()).unwrap_or(0);
+            meta.insert(META_CREATED_AT_MS, now)?;
+        }
+        txn.open_table(ENTITY_TO_STATE)?;
+        txn.open_table(STAGE_TO_ENTITY)?;
+        txn.open_table(STAGE_TO_COUNT)?;
+        txn.open_table(DUE_TO_ENTITY)?;
+        txn.open_table(INTENT_TO_ENTITY)?;
+        txn.open_table(LINK_TO_ENTITY)?;
+        txn.open_table(AUDIT)?;
+        txn.open_table(ENTITY_TO_AUDIT)?;
+        txn.open_table(DEAD_LETTERS)?;
+        txn.open_table(DISCREPANCIES)?;
+        txn.open_table(CURSORS)?;
+        txn.open_table(TOKENS)?;
+    }
+    txn.commit()?;
+    Ok(())
+}

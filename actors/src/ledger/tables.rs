@@ -1,0 +1,69 @@
+//! Every redb table of the ledger, in one place, so the key → value shape of the whole file
+//! can be read at a glance and a schema change is a visible diff here plus a bump of
+//! [`SCHEMA_VERSION`].
+//!
+//! Values are versioned JSON envelopes (see `codec`), keys are plain strings or tuples so the
+//! file can be inspected with generic redb tooling.
+
+use redb::TableDefinition;
+
+/// Bumped on any incompatible change to a table's key/value types or a record's meaning.
+/// The ledger refuses to open a file written with another version instead of guessing:
+/// a silently misread ledger would re-push or skip orders.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// The key in [`META`] that holds the schema version.
+pub const META_SCHEMA_VERSION: &str = "schema_version";
+/// The key in [`META`] that holds the creation time of the file (ms since the epoch).
+pub const META_CREATED_AT_MS: &str = "created_at_ms";
+
+/// Schema version and other file-level facts.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("META");
+
+/// Entity key (`order:000000123`) → versioned JSON `EntityState`.
+///
+/// The Magento ↔ Xero id links live inside `EntityState::links` rather than a separate
+/// `MAGENTO_TO_XERO` table: a link is always learned in the same write as the stage move it
+/// causes, so one record keeps them from ever disagreeing. The reverse direction is
+/// [`LINK_TO_ENTITY`].
+pub const ENTITY_TO_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("ENTITY_TO_STATE");
+
+/// (stage name, entity key) → (): lets an actor list "everything in stage X" without a scan.
+pub const STAGE_TO_ENTITY: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("STAGE_TO_ENTITY");
+
+/// Stage name → number of entities in it, kept in step with [`STAGE_TO_ENTITY`] so the
+/// console can poll counts cheaply.
+pub const STAGE_TO_COUNT: TableDefinition<&str, u64> = TableDefinition::new("STAGE_TO_COUNT");
+
+/// (retry_at_ms, entity key) → (): failed entities waiting for their next attempt, in due order.
+pub const DUE_TO_ENTITY: TableDefinition<(i64, &str), ()> = TableDefinition::new("DUE_TO_ENTITY");
+
+/// Idempotency key → entity key, for every intent committed without an outcome yet: the
+/// restart recovery list, and a guard against two entities sharing one idempotency key.
+pub const INTENT_TO_ENTITY: TableDefinition<&str, &str> = TableDefinition::new("INTENT_TO_ENTITY");
+
+/// (`"{link name}:{value}"`, entity key) → (), e.g. (`invoice_id:2f1c…`, `order:000000123`):
+/// finds the entity behind a Xero webhook or a reconciliation row. Several entities may share
+/// a link (every order of one customer carries the same `contact_id`).
+pub const LINK_TO_ENTITY: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("LINK_TO_ENTITY");
+
+/// Sequence number → versioned JSON `AuditEntry`. Append-only.
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("AUDIT");
+
+/// (entity key, sequence number) → (): one entity's audit trail in order.
+pub const ENTITY_TO_AUDIT: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("ENTITY_TO_AUDIT");
+
+/// Entity key → versioned JSON `DeadLetter`.
+pub const DEAD_LETTERS: TableDefinition<&str, &[u8]> = TableDefinition::new("DEAD_LETTERS");
+
+/// Discrepancy key → versioned JSON value raised by the reconciler.
+pub const DISCREPANCIES: TableDefinition<&str, &[u8]> = TableDefinition::new("DISCREPANCIES");
+
+/// Cursor name (e.g. `magento.orders.updated_at`) → versioned JSON value.
+pub const CURSORS: TableDefinition<&str, &[u8]> = TableDefinition::new("CURSORS");
+
+/// Token name → opaque bytes (the Xero client's serialized token set). Never logged.
+pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("TOKENS");

@@ -1,0 +1,74 @@
+//! What a caller asks the writer to do, and what it gets back.
+
+use super::dead_letter::DeadLetter;
+use super::entity::EntityState;
+use super::stage::Stage;
+use std::collections::BTreeMap;
+
+/// One change. A `commit` of several writes is atomic: all of them or none.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Create or update an entity. `state.version` must be the version read (0 for a new
+    /// entity); the stage move must be legal (see [`Stage`]). Keeps the stage, due, intent and
+    /// link indexes in step, and appends an audit entry when the stage changes or `detail` is
+    /// not empty.
+    Put {
+        state: EntityState,
+        actor: String,
+        detail: String,
+    },
+    /// Give up on an entity: stores the dead letter and moves the entity (if one is stored)
+    /// to `Dead`. Overwrites an earlier dead letter for the same key.
+    DeadLetter { letter: DeadLetter, actor: String },
+    /// An operator's retry: removes the dead letter and moves the dead entity to `to` with its
+    /// attempts and retry time cleared. The intent, if any, is kept so recovery still looks it
+    /// up before re-sending.
+    Revive {
+        key: String,
+        to: Stage,
+        actor: String,
+    },
+    /// An operator's "forget it": removes the dead letter; the entity stays `Dead` so it is not
+    /// picked up again.
+    DropDeadLetter { key: String, actor: String },
+    SetCursor {
+        name: String,
+        value: serde_json::Value,
+    },
+    /// Opaque bytes (e.g. a serialized OAuth token set); never logged or shown.
+    SetToken { name: String, bytes: Vec<u8> },
+    PutDiscrepancy {
+        key: String,
+        value: serde_json::Value,
+    },
+    /// Idempotent: removing an absent discrepancy is not an error.
+    RemoveDiscrepancy { key: String },
+}
+
+/// What a successful commit did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CommitInfo {
+    /// The new version of every entity written, to pass back on the next `Put`.
+    pub versions: BTreeMap<String, u64>,
+    /// Sequence numbers of the audit entries appended.
+    pub audit_seqs: Vec<u64>,
+    /// Number of the redb transaction that carried this commit (counted since open).
+    pub transaction: u64,
+    /// How many commit requests shared that transaction.
+    pub group_size: usize,
+}
+
+/// Counters of the writer since the ledger was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LedgerStats {
+    /// redb write transactions committed.
+    pub transactions: u64,
+    /// Commit requests that were committed.
+    pub commits: u64,
+    /// Commit requests rejected on their own (stale version, illegal move, …).
+    pub rejected: u64,
+    /// Write transactions that failed as a whole (storage errors).
+    pub failed_transactions: u64,
+    /// The most commit requests carried by one transaction.
+    pub largest_group: u64,
+}

@@ -1,0 +1,755 @@
+//! The single writer: one OS thread owns every redb write transaction.
+//!
+//! redb allows one write transaction at a time and each commit costs an fsync (two with quick
+//! repair), so the writer drains every request queued at that moment into ONE transaction
+//! (group commit): under load the fsync is shared by hundreds of state transitions. A request
+//! that is invalid on its own (stale version, illegal move) is rolled back alone through an
+//! undo log and the rest of the group still commits; only a storage failure fails the group.
+//! It runs on its own thread, not the tokio runtime, because `commit` blocks on disk I/O.
+
+use super::audit::AuditEntry;
+use super::codec;
+use super::dead_letter::DeadLetter;
+use super::entity::EntityState;
+use super::error::LedgerError;
+use super::stage::{Stage, can_move};
+use super::tables::*;
+use super::write::{CommitInfo, LedgerStats, Write};
+use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+
+/// Bounds one transaction so a flood of requests cannot build an unboundedly large commit.
+const MAX_GROUP: usize = 4096;
+
+pub(crate) struct Request {
+    pub writes: Vec<Write>,
+    pub reply: oneshot::Sender<Result<CommitInfo, LedgerError>>,
+}
+
+pub(crate) enum Msg {
+    /// Requests that must share one transaction (plus whatever else is queued).
+    Batch(Vec<Request>),
+    Shutdown,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    transactions: AtomicU64,
+    commits: AtomicU64,
+    rejected: AtomicU64,
+    failed_transactions: AtomicU64,
+    largest_group: AtomicU64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> LedgerStats {
+        LedgerStats {
+            transactions: self.transactions.load(Ordering::Relaxed),
+            commits: self.commits.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            failed_transactions: self.failed_transactions.load(Ordering::Relaxed),
+            largest_group: self.largest_group.load(Ordering::Relaxed),
+        }
+    }
+}
+
+pub(crate) fn spawn(
+    db: Arc<Database>,
+    counters: Arc<Counters>,
+) -> std::io::Result<(mpsc::Sender<Msg>, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel();
+    let handle = std::thread::Builder::new()
+        .name("tally-ledger-writer".into())
+        .spawn(move || run(&db, &rx, &counters))?;
+    Ok((tx, handle))
+}
+
+fn run(db: &Database, rx: &mpsc::Receiver<Msg>, counters: &Counters) {
+    loop {
+        let mut group = match rx.recv() {
+            Ok(Msg::Batch(b)) => b,
+            Ok(Msg::Shutdown) | Err(_) => return,
+        };
+        let mut shutdown = false;
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(Msg::Batch(b)) => group.extend(b),
+                Ok(Msg::Shutdown) => {
+                    shutdown = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        commit_group(db, group, counters);
+        if shutdown {
+            return;
+        }
+    }
+}
+
+fn commit_group(db: &Database, group: Vec<Request>, counters: &Counters) {
+    let size = group.len();
+    let (writes, replies): (Vec<_>, Vec<_>) =
+        group.into_iter().map(|r| (r.writes, r.reply)).unzip();
+    match run_transaction(db, writes, now_ms()) {
+        Ok(results) => {
+            let transaction = counters.transactions.fetch_add(1, Ordering::Relaxed) + 1;
+            counters
+                .largest_group
+                .fetch_max(size as u64, Ordering::Relaxed);
+            for (result, reply) in results.into_iter().zip(replies) {
+                let result = result.map(|mut info| {
+                    info.transaction = transaction;
+                    info.group_size = size;
+                    info
+                });
+                match &result {
+                    Ok(_) => counters.commits.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => counters.rejected.fetch_add(1, Ordering::Relaxed),
+                };
+                // A requester that stopped waiting is not the writer's problem.
+                let _ = reply.send(result);
+            }
+        }
+        Err(e) => {
+            counters.failed_transactions.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, requests = size, "ledger write transaction failed");
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// One transaction for the whole group; per-request results, or the error that sank it all.
+fn run_transaction(
+    db: &Database,
+    groups: Vec<Vec<Write>>,
+    now: i64,
+) -> Result<Vec<Result<CommitInfo, LedgerError>>, LedgerError> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    txn.set_quick_repair(true);
+    let results = {
+        let mut tx = Tx::open(&txn, now)?;
+        let mut results = Vec::with_capacity(groups.len());
+        for writes in groups {
+            let mark = (tx.undo.len(), tx.next_seq);
+            let mut info = CommitInfo::default();
+            let outcome = writes.into_iter().try_for_each(|w| tx.apply(w, &mut info));
+            match outcome {
+                Ok(()) => {
+                    tx.undo.clear();
+                    results.push(Ok(info));
+                }
+                Err(LedgerError::Storage(e)) => return Err(LedgerError::Storage(e)),
+                Err(e) => {
+                    tx.rollback_to(mark)?;
+                    results.push(Err(e));
+                }
+            }
+        }
+        results
+    };
+    txn.commit()?;
+    Ok(results)
+}
+
+#[derive(Clone, Copy)]
+enum BytesTable {
+    States,
+    DeadLetters,
+    Discrepancies,
+    Cursors,
+    Tokens,
+}
+
+/// The inverse of one table mutation, to roll a single rejected request out of a group.
+enum Undo {
+    Bytes(BytesTable, String, Option<Vec<u8>>),
+    StageIndex(&'static str, String, bool),
+    Count(&'static str, Option<u64>),
+    Due(i64, String, bool),
+    Intent(String, Option<String>),
+    Link(String, String, bool),
+    Audit(u64),
+    EntityAudit(String, u64),
+}
+
+type BytesT<'t> = Table<'t, &'static str, &'static [u8]>;
+
+struct Tx<'t> {
+    now: i64,
+    next_seq: u64,
+    undo: Vec<Undo>,
+    states: BytesT<'t>,
+    dead: BytesT<'t>,
+    discrepancies: BytesT<'t>,
+    cursors: BytesT<'t>,
+    tokens: BytesT<'t>,
+    stage_index: Table<'t, (&'static str, &'static str), ()>,
+    counts: Table<'t, &'static str, u64>,
+    due: Table<'t, (i64, &'static str), ()>,
+    intents: Table<'t, &'static str, &'static str>,
+    links: Table<'t, (&'static str, &'static str), ()>,
+    audit: Table<'t, u64, &'static [u8]>,
+    entity_audit: Table<'t, (&'static str, u64), ()>,
+}
+
+fn illegal(
+    state_key: &str,
+    kind: super::stage::EntityKind,
+    from: Option<Stage>,
+    to: Stage,
+    reason: &'static str,
+) -> LedgerError {
+    LedgerError::IllegalTransition {
+        key: state_key.to_owned(),
+        kind,
+        from,
+        to,
+        reason,
+    }
+}
+
+impl<'t> Tx<'t> {
+    fn open(txn: &'t WriteTransaction, now: i64) -> Result<Self, LedgerError> {
+        let audit = txn.open_table(AUDIT)?;
+        let next_seq = audit.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+        Ok(Tx {
+            now,
+            next_seq,
+            undo: Vec::new(),
+            states: txn.open_table(ENTITY_TO_STATE)?,
+            dead: txn.open_table(DEAD_LETTERS)?,
+            discrepancies: txn.open_table(DISCREPANCIES)?,
+            cursors: txn.open_table(CURSORS)?,
+            tokens: txn.open_table(TOKENS)?,
+            stage_index: txn.open_table(STAGE_TO_ENTITY)?,
+            counts: txn.open_table(STAGE_TO_COUNT)?,
+            due: txn.open_table(DUE_TO_ENTITY)?,
+            intents: txn.open_table(INTENT_TO_ENTITY)?,
+            links: txn.open_table(LINK_TO_ENTITY)?,
+            audit,
+            entity_audit: txn.open_table(ENTITY_TO_AUDIT)?,
+        })
+    }
+
+    fn apply(&mut self, write: Write, info: &mut CommitInfo) -> Result<(), LedgerError> {
+        match write {
+            Write::Put {
+                state,
+                actor,
+                detail,
+            } => self.put(state, &actor, &detail, info),
+            Write::DeadLetter { letter, actor } => self.dead_letter(letter, &actor, info),
+            Write::Revive { key, to, actor } => self.revive(&key, to, &actor, info),
+            Write::DropDeadLetter { key, actor } => self.drop_dead_letter(&key, &actor, info),
+            Write::SetCursor { name, value } => {
+                let bytes = codec::encode("cursor", &value)?;
+                self.set_bytes(BytesTable::Cursors, &name, Some(&bytes))
+            }
+            Write::SetToken { name, bytes } => {
+                self.set_bytes(BytesTable::Tokens, &name, Some(&bytes))
+            }
+            Write::PutDiscrepancy { key, value } => {
+                let bytes = codec::encode("discrepancy", &value)?;
+                self.set_bytes(BytesTable::Discrepancies, &key, Some(&bytes))
+            }
+            Write::RemoveDiscrepancy { key } => {
+                self.set_bytes(BytesTable::Discrepancies, &key, None)
+            }
+        }
+    }
+
+    fn put(
+        &mut self,
+        mut state: EntityState,
+        actor: &str,
+        detail: &str,
+        info: &mut CommitInfo,
+    ) -> Result<(), LedgerError> {
+        let old = self.load_state(&state.key)?;
+        let kind = state.kind;
+        let from = old.as_ref().map(|o| o.stage);
+        if !kind.uses(state.stage) {
+            return Err(illegal(
+                &state.key,
+                kind,
+                from,
+                state.stage,
+                "the stage is not part of this kind's life",
+            ));
+        }
+        match &old {
+            None => {
+                if state.version != 0 {
+                    return Err(LedgerError::VersionConflict {
+                        key: state.key,
+                        expected: state.version,
+                        found: 0,
+                    });
+                }
+                let initial = kind.initial_stage();
+                if state.stage == Stage::Dead {
+                    return Err(illegal(
+                        &state.key,
+                        kind,
+                        from,
+                        state.stage,
+                        "an entity enters Dead only through Write::DeadLetter",
+                    ));
+                }
+                if state.stage != initial && !can_move(kind, initial, state.stage) {
+                    return Err(illegal(
+                        &state.key,
+                        kind,
+                        from,
+                        state.stage,
+                        "a new entity starts in its kind's initial stage or one step after it",
+                    ));
+                }
+            }
+            Some(o) => {
+                if o.version != state.version {
+                    return Err(LedgerError::VersionConflict {
+                        key: state.key,
+                        expected: state.version,
+                        found: o.version,
+                    });
+                }
+                if o.kind != kind {
+                    return Err(LedgerError::KindMismatch {
+                        key: state.key,
+                        stored: o.kind,
+                        given: kind,
+                    });
+                }
+                if o.stage == Stage::Dead && state.stage != Stage::Dead {
+                    return Err(illegal(
+                        &state.key,
+                        kind,
+                        from,
+                        state.stage,
+                        "a dead entity leaves Dead only through Write::Revive",
+                    ));
+                }
+                if state.stage == Stage::Dead && o.stage != Stage::Dead {
+                    return Err(illegal(
+                        &state.key,
+                        kind,
+                        from,
+                        state.stage,
+                        "an entity enters Dead only through Write::DeadLetter",
+                    ));
+                }
+                if !can_move(kind, o.stage, state.stage) {
+                    return Err(illegal(
+                        &state.key,
+                        kind,
+                        from,
+                        state.stage,
+                        "not a legal move",
+                    ));
+                }
+            }
+        }
+        if let Some(intent) = &state.intent {
+            let holder = self
+                .intents
+                .get(intent.idempotency_key.as_str())?
+                .map(|g| g.value().to_owned());
+            if let Some(holder) = holder
+                && holder != state.key
+            {
+                return Err(LedgerError::DuplicateIdempotencyKey {
+                    idempotency_key: intent.idempotency_key.clone(),
+                    key: state.key,
+                    holder,
+                });
+            }
+        }
+        state.version = old.as_ref().map_or(1, |o| o.version + 1);
+        state.created_at_ms = old.as_ref().map_or(self.now, |o| o.created_at_ms);
+        state.updated_at_ms = self.now;
+        self.store_state(&state, old.as_ref())?;
+        info.versions.insert(state.key.clone(), state.version);
+        if from != Some(state.stage) || !detail.is_empty() {
+            self.append_audit(&state.key, from, state.stage, actor, detail, info)?;
+        }
+        Ok(())
+    }
+
+    fn dead_letter(
+        &mut self,
+        mut letter: DeadLetter,
+        actor: &str,
+        info: &mut CommitInfo,
+    ) -> Result<(), LedgerError> {
+        let old = self.load_state(&letter.key)?;
+        letter.dead_at_ms = self.now;
+        let from = old.as_ref().map(|o| o.stage);
+        if let Some(o) = &old {
+            if o.stage != Stage::Dead {
+                letter.stage_at_death = Some(o.stage);
+            }
+            let mut dead = o.clone();
+            dead.stage = Stage::Dead;
+            dead.retry_at_ms = None;
+            dead.last_error = Some(letter.message.clone());
+            dead.attempts = dead.attempts.max(letter.attempts);
+            dead.version = o.version + 1;
+            dead.updated_at_ms = self.now;
+            self.store_state(&dead, Some(o))?;
+            info.versions.insert(dead.key.clone(), dead.version);
+        }
+        let bytes = codec::encode("dead letter", &letter)?;
+        self.set_bytes(BytesTable::DeadLetters, &letter.key, Some(&bytes))?;
+        let detail = match &letter.remote_message {
+            Some(remote) => format!("dead letter: {} (remote: {remote})", letter.message),
+            None => format!("dead letter: {}", letter.message),
+        };
+        self.append_audit(&letter.key, from, Stage::Dead, actor, &detail, info)
+    }
+
+    fn revive(
+        &mut self,
+        key: &str,
+        to: Stage,
+        actor: &str,
+        info: &mut CommitInfo,
+    ) -> Result<(), LedgerError> {
+        let old = self.load_state(key)?;
+        let has_letter = self.dead.get(key)?.is_some();
+        match old {
+            Some(o) => {
+                if o.stage != Stage::Dead {
+                    return Err(illegal(
+                        key,
+                        o.kind,
+                        Some(o.stage),
+                        to,
+                        "only a dead entity can be revived",
+                    ));
+                }
+                if to == Stage::Dead || !o.kind.uses(to) {
+                    return Err(illegal(
+                        key,
+                        o.kind,
+                        Some(o.stage),
+                        to,
+                        "revive to a live stage of the entity's kind",
+                    ));
+                }
+                let mut revived = o.clone();
+                revived.stage = to;
+                revived.attempts = 0;
+                revived.retry_at_ms = None;
+                revived.last_error = None;
+                revived.version = o.version + 1;
+                revived.updated_at_ms = self.now;
+                self.store_state(&revived, Some(&o))?;
+                info.versions.insert(key.to_owned(), revived.version);
+                if has_letter {
+                    self.set_bytes(BytesTable::DeadLetters, key, None)?;
+                }
+                self.append_audit(
+                    key,
+                    Some(Stage::Dead),
+                    to,
+                    actor,
+                    "revived from the dead-letter queue",
+                    info,
+                )
+            }
+            None if has_letter => {
+                self.set_bytes(BytesTable::DeadLetters, key, None)?;
+                self.append_audit(key, None, to, actor, "dead letter removed; no entity was stored, so the record is ingested again from its source", info)
+            }
+            None => Err(LedgerError::NotFound {
+                key: key.to_owned(),
+            }),
+        }
+    }
+
+    fn drop_dead_letter(
+        &mut self,
+        key: &str,
+        actor: &str,
+        info: &mut CommitInfo,
+    ) -> Result<(), LedgerError> {
+        if self.dead.get(key)?.is_none() {
+            return Err(LedgerError::NotFound {
+                key: key.to_owned(),
+            });
+        }
+        let stage = self.load_state(key)?.map(|s| s.stage);
+        self.set_bytes(BytesTable::DeadLetters, key, None)?;
+        self.append_audit(
+            key,
+            stage,
+            stage.unwrap_or(Stage::Dead),
+            actor,
+            "dead letter dropped by an operator; the entity stays dead",
+            info,
+        )
+    }
+
+    fn load_state(&self, key: &str) -> Result<Option<EntityState>, LedgerError> {
+        match self.states.get(key)? {
+            Some(g) => Ok(Some(codec::decode("entity", key, g.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes the state and moves it in every index it appears in.
+    fn store_state(
+        &mut self,
+        new: &EntityState,
+        old: Option<&EntityState>,
+    ) -> Result<(), LedgerError> {
+        let key = new.key.as_str();
+        let bytes = codec::encode("entity", new)?;
+        self.set_bytes(BytesTable::States, key, Some(&bytes))?;
+
+        let old_stage = old.map(|o| o.stage);
+        if old_stage != Some(new.stage) {
+            if let Some(s) = old_stage {
+                self.set_stage_index(s, key, false)?;
+                self.bump_count(s, -1)?;
+            }
+            self.set_stage_index(new.stage, key, true)?;
+            self.bump_count(new.stage, 1)?;
+        }
+
+        let old_due = old.and_then(|o| o.retry_at_ms);
+        if old_due != new.retry_at_ms {
+            if let Some(at) = old_due {
+                self.set_due(at, key, false)?;
+            }
+            if let Some(at) = new.retry_at_ms {
+                self.set_due(at, key, true)?;
+            }
+        }
+
+        let old_intent = old
+            .and_then(|o| o.intent.as_ref())
+            .map(|i| i.idempotency_key.as_str());
+        let new_intent = new.intent.as_ref().map(|i| i.idempotency_key.as_str());
+        if old_intent != new_intent {
+            if let Some(ik) = old_intent {
+                self.set_intent(ik, None)?;
+            }
+            if let Some(ik) = new_intent {
+                self.set_intent(ik, Some(key))?;
+            }
+        }
+
+        let link_keys = |s: Option<&EntityState>| -> BTreeSet<String> {
+            s.map(|s| s.links.iter().map(|(n, v)| format!("{n}:{v}")).collect())
+                .unwrap_or_default()
+        };
+        let (old_links, new_links) = (link_keys(old), link_keys(Some(new)));
+        for gone in old_links.difference(&new_links) {
+            self.set_link(gone, key, false)?;
+        }
+        for added in new_links.difference(&old_links) {
+            self.set_link(added, key, true)?;
+        }
+        Ok(())
+    }
+
+    fn append_audit(
+        &mut self,
+        key: &str,
+        from: Option<Stage>,
+        to: Stage,
+        actor: &str,
+        detail: &str,
+        info: &mut CommitInfo,
+    ) -> Result<(), LedgerError> {
+        let seq = self.next_seq;
+        let entry = AuditEntry {
+            seq,
+            at_ms: self.now,
+            entity: key.to_owned(),
+            from,
+            to,
+            actor: actor.to_owned(),
+            detail: detail.to_owned(),
+        };
+        let bytes = codec::encode("audit entry", &entry)?;
+        self.audit.insert(seq, bytes.as_slice())?;
+        self.next_seq += 1;
+        self.undo.push(Undo::Audit(seq));
+        self.entity_audit.insert((key, seq), ())?;
+        self.undo.push(Undo::EntityAudit(key.to_owned(), seq));
+        info.audit_seqs.push(seq);
+        Ok(())
+    }
+
+    fn bytes_table(&mut self, which: BytesTable) -> &mut BytesT<'t> {
+        match which {
+            BytesTable::States => &mut self.states,
+            BytesTable::DeadLetters => &mut self.dead,
+            BytesTable::Discrepancies => &mut self.discrepancies,
+            BytesTable::Cursors => &mut self.cursors,
+            BytesTable::Tokens => &mut self.tokens,
+        }
+    }
+
+    fn set_bytes(
+        &mut self,
+        which: BytesTable,
+        key: &str,
+        value: Option<&[u8]>,
+    ) -> Result<(), LedgerError> {
+        let table = self.bytes_table(which);
+        let old = match value {
+            Some(v) => table.insert(key, v)?.map(|g| g.value().to_vec()),
+            None => table.remove(key)?.map(|g| g.value().to_vec()),
+        };
+        self.undo.push(Undo::Bytes(which, key.to_owned(), old));
+        Ok(())
+    }
+
+    fn set_stage_index(
+        &mut self,
+        stage: Stage,
+        key: &str,
+        present: bool,
+    ) -> Result<(), LedgerError> {
+        let before = if present {
+            self.stage_index
+                .insert((stage.as_str(), key), ())?
+                .is_some()
+        } else {
+            self.stage_index.remove((stage.as_str(), key))?.is_some()
+        };
+        self.undo
+            .push(Undo::StageIndex(stage.as_str(), key.to_owned(), before));
+        Ok(())
+    }
+
+    fn bump_count(&mut self, stage: Stage, delta: i64) -> Result<(), LedgerError> {
+        let name = stage.as_str();
+        let before = self.counts.get(name)?.map(|g| g.value());
+        let now = before.unwrap_or(0).saturating_add_signed(delta);
+        self.counts.insert(name, now)?;
+        self.undo.push(Undo::Count(name, before));
+        Ok(())
+    }
+
+    fn set_due(&mut self, at: i64, key: &str, present: bool) -> Result<(), LedgerError> {
+        let before = if present {
+            self.due.insert((at, key), ())?.is_some()
+        } else {
+            self.due.remove((at, key))?.is_some()
+        };
+        self.undo.push(Undo::Due(at, key.to_owned(), before));
+        Ok(())
+    }
+
+    fn set_intent(
+        &mut self,
+        idempotency_key: &str,
+        holder: Option<&str>,
+    ) -> Result<(), LedgerError> {
+        let before = match holder {
+            Some(h) => self.intents.insert(idempotency_key, h)?,
+            None => self.intents.remove(idempotency_key)?,
+        }
+        .map(|g| g.value().to_owned());
+        self.undo
+            .push(Undo::Intent(idempotency_key.to_owned(), before));
+        Ok(())
+    }
+
+    fn set_link(&mut self, link: &str, key: &str, present: bool) -> Result<(), LedgerError> {
+        let before = if present {
+            self.links.insert((link, key), ())?.is_some()
+        } else {
+            self.links.remove((link, key))?.is_some()
+        };
+        self.undo
+            .push(Undo::Link(link.to_owned(), key.to_owned(), before));
+        Ok(())
+    }
+
+    /// Reverts every mutation made after `mark` (undo length, next audit sequence).
+    fn rollback_to(&mut self, mark: (usize, u64)) -> Result<(), LedgerError> {
+        while self.undo.len() > mark.0 {
+            let Some(undo) = self.undo.pop() else { break };
+            match undo {
+                Undo::Bytes(which, key, old) => {
+                    let table = self.bytes_table(which);
+                    match old {
+                        Some(v) => {
+                            table.insert(key.as_str(), v.as_slice())?;
+                        }
+                        None => {
+                            table.remove(key.as_str())?;
+                        }
+                    }
+                }
+                Undo::StageIndex(stage, key, before) => {
+                    if before {
+                        self.stage_index.insert((stage, key.as_str()), ())?;
+                    } else {
+                        self.stage_index.remove((stage, key.as_str()))?;
+                    }
+                }
+                Undo::Count(stage, before) => match before {
+                    Some(n) => {
+                        self.counts.insert(stage, n)?;
+                    }
+                    None => {
+                        self.counts.remove(stage)?;
+                    }
+                },
+                Undo::Due(at, key, before) => {
+                    if before {
+                        self.due.insert((at, key.as_str()), ())?;
+                    } else {
+                        self.due.remove((at, key.as_str()))?;
+                    }
+                }
+                Undo::Intent(ik, before) => match before {
+                    Some(h) => {
+                        self.intents.insert(ik.as_str(), h.as_str())?;
+                    }
+                    None => {
+                        self.intents.remove(ik.as_str())?;
+                    }
+                },
+                Undo::Link(link, key, before) => {
+                    if before {
+                        self.links.insert((link.as_str(), key.as_str()), ())?;
+                    } else {
+                        self.links.remove((link.as_str(), key.as_str()))?;
+                    }
+                }
+                Undo::Audit(seq) => {
+                    self.audit.remove(seq)?;
+                }
+                Undo::EntityAudit(key, seq) => {
+                    self.entity_audit.remove((key.as_str(), seq))?;
+                }
+            }
+        }
+        self.next_seq = mark.1;
+        Ok(())
+    }
+}
