@@ -1,0 +1,16 @@
+//! Wire and internal types: money, the validated Magento order, the catalogue facts an order
+//! needs, and the Xero request/response bodies.
+//!
+//! Orders are parsed from `serde_json::Value` by hand rather than derived, so that every
+//! rejection can name the exact field (`items[2].price`) for the dead-letter queue.
+
+pub mod catalogue;
+pub mod error;
+pub mod money;
+pub mod order;
+pub mod xero;
+
+pub use catalogue::{Catalogue, ProductFacts};
+pub use error::RecordError;
+pub use money::{MoneyError, parse_money, round2};
+pub use order::{Address, Currency, Customer, Order, OrderLine, Payment as OrderPayment, Shipping};
