@@ -1,0 +1,26 @@
+//! What the console asks of the engine.
+
+use serde::{Deserialize, Serialize};
+
+/// Sent on an unbounded channel so a keystroke never waits for the engine; the engine reports
+/// the outcome back through the next [`crate::state::ConsoleState`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", content = "arg", rename_all = "snake_case")]
+pub enum ConsoleCommand {
+    /// Retry the failed or dead operation of this entity key now.
+    Retry(String),
+    /// Retry every failed and dead operation.
+    RetryAll,
+    /// Forget the dead operation of this entity key.
+    Drop(String),
+    /// Pause the named actor (ingest, contacts, invoices, …).
+    Pause(String),
+    Resume(String),
+    /// Find entities by order number, email, SKU or Xero id.
+    Search(String),
+    /// Load the full audit trail of an entity key into `ConsoleState::entity`.
+    Open(String),
+    ReconcileNow,
+    /// The operator closed the console.
+    Quit,
+}
