@@ -75,6 +75,11 @@ impl Reply {
         self
     }
 
+    pub fn body_text(mut self, body: &str) -> Self {
+        self.body = body.to_owned();
+        self
+    }
+
     pub fn after(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
