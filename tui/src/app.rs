@@ -303,20 +303,18 @@ impl App {
             ));
             right.push(Span::raw(" · "));
         }
-        if self.engine_gone {
-            right.push(Span::styled(
-                format!(
-                    "engine stopped · last update {} ",
-                    fmt::short_time(&state.generated_at)
-                ),
+        let time = fmt::short_time(&state.generated_at);
+        let compact = area.width < 100;
+        match (self.engine_gone, compact) {
+            (true, true) => right.push(Span::styled(format!("engine stopped {time} "), t.bad())),
+            (true, false) => right.push(Span::styled(
+                format!("engine stopped · last update {time} "),
                 t.bad(),
-            ));
-        } else {
-            right.push(Span::styled(
-                format!("updated {} ", fmt::short_time(&state.generated_at)),
-                t.dim(),
-            ));
+            )),
+            (false, true) => right.push(Span::styled(format!("{time} "), t.dim())),
+            (false, false) => right.push(Span::styled(format!("updated {time} "), t.dim())),
         }
+        right.insert(0, Span::raw(" "));
         let right = Line::from(right);
         let right_width = right.width() as u16;
         let [l, r] =

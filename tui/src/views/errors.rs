@@ -23,7 +23,7 @@ pub struct ErrorsView {
 
 /// Indices of `state.errors`, newest first (timestamps compare as text, which is chronological
 /// for RFC 3339 and for HH:MM:SS within a day).
-fn newest_first(state: &ConsoleState) -> Vec<usize> {
+pub(crate) fn newest_first(state: &ConsoleState) -> Vec<usize> {
     let mut order: Vec<usize> = (0..state.errors.len()).collect();
     order.sort_by(|&a, &b| state.errors[b].at.cmp(&state.errors[a].at));
     order
@@ -98,7 +98,7 @@ impl ErrorsView {
     }
 
     pub fn draw(&mut self, frame: &mut Frame, area: Rect, state: &ConsoleState, theme: Theme) {
-        let detail_height = if area.height >= 30 { 8 } else { 6 };
+        let detail_height = 8;
         let [table_area, detail_area] =
             Layout::vertical([Constraint::Min(4), Constraint::Length(detail_height)]).areas(area);
         let order = newest_first(state);

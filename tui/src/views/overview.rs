@@ -51,13 +51,14 @@ impl OverviewView {
     }
 
     pub fn draw(&mut self, frame: &mut Frame, area: Rect, state: &ConsoleState, theme: Theme) {
-        let error_lines = if area.height >= 30 { 3 } else { 1 };
+        let tall = area.height >= 30;
         let actors_height = (state.actors.len() as u16).saturating_add(3);
-        let [actors_area, error_area, spark_area, bottom] = Layout::vertical([
+        let [actors_area, error_area, spark_area, bottom, recent_area] = Layout::vertical([
             Constraint::Length(actors_height),
-            Constraint::Length(error_lines),
-            Constraint::Min(3),
+            Constraint::Length(if tall { 3 } else { 1 }),
+            Constraint::Length(if tall { 6 } else { 3 }),
             Constraint::Length(7),
+            Constraint::Min(0),
         ])
         .areas(area);
         self.draw_actors(frame, actors_area, state, theme);
@@ -71,6 +72,9 @@ impl OverviewView {
             Layout::vertical([Constraint::Min(4), Constraint::Length(3)]).areas(right);
         draw_health(frame, health_area, state, theme);
         draw_discrepancies(frame, disc_area, state, theme);
+        if recent_area.height >= 3 {
+            draw_recent_problems(frame, recent_area, state, theme);
+        }
     }
 
     fn draw_actors(&mut self, frame: &mut Frame, area: Rect, state: &ConsoleState, theme: Theme) {
@@ -187,6 +191,8 @@ fn draw_budget(frame: &mut Frame, area: Rect, b: &BudgetView, theme: Theme) {
         };
         LineGauge::default()
             .ratio(ratio)
+            .filled_symbol(ratatui::symbols::block::FULL)
+            .unfilled_symbol("░")
             .label(format!(
                 "{label:<6} {:>5}/{:<5}",
                 fmt::count(used),
@@ -268,4 +274,37 @@ fn draw_discrepancies(frame: &mut Frame, area: Rect, state: &ConsoleState, theme
     ]);
     let block = Block::default().borders(Borders::ALL);
     frame.render_widget(Paragraph::new(line).block(block), area);
+}
+
+/// On a tall terminal the spare rows show why things are stuck without switching to Errors.
+fn draw_recent_problems(frame: &mut Frame, area: Rect, state: &ConsoleState, theme: Theme) {
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(Line::from(" Recent problems · 3 for details ").style(theme.title()));
+    let rows = block.inner(area).height as usize;
+    let lines: Vec<Line> = super::errors::newest_first(state)
+        .into_iter()
+        .take(rows)
+        .map(|i| {
+            let e = &state.errors[i];
+            let (word, style) = if e.dead {
+                ("dead ", theme.bad())
+            } else {
+                ("retry", theme.warn())
+            };
+            Line::from(vec![
+                Span::raw(format!("{} ", fmt::short_time(&e.at))),
+                Span::styled(word, style),
+                Span::raw(format!(" {:<16} ", e.key)),
+                Span::raw(e.message.clone()),
+                Span::styled(format!(" — {}", e.remote_message), theme.dim()),
+            ])
+        })
+        .collect();
+    let body = if lines.is_empty() {
+        vec![Line::from(Span::styled("nothing is failing", theme.good()))]
+    } else {
+        lines
+    };
+    frame.render_widget(Paragraph::new(body).block(block), area);
 }

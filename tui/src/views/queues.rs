@@ -180,12 +180,12 @@ impl QueuesView {
             Cell::from(num("Age".into())),
         ]);
         let widths = [
-            Constraint::Length(18),
             Constraint::Length(16),
+            Constraint::Length(15),
             Constraint::Fill(1),
-            Constraint::Length(4),
-            Constraint::Length(10),
-            Constraint::Length(7),
+            Constraint::Length(3),
+            Constraint::Length(8),
+            Constraint::Length(6),
         ];
         table.render(frame, header, widths, rows, &self.cursor);
         if show_filter {
