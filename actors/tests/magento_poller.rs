@@ -1,0 +1,250 @@
+//! The order poller against a mock `GET /V1/orders` that implements the `updated_at gteq`
+//! filter, the sort and Magento's paging (last page repeated past the end).
+
+mod magento_support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use magento_support::*;
+use serde_json::{Value, json};
+use tally_actors::magento::{MagentoClient, OrderCursor, OrderPoller};
+
+type Store = Arc<Mutex<Vec<(u64, String)>>>;
+
+/// A hook run before each search is answered (to change the store mid-scan).
+type Hook = Arc<dyn Fn(&Store, usize) + Send + Sync>;
+
+async fn start(store: Store, hook: Option<Hook>) -> Mock {
+    let calls = Arc::new(Mutex::new(0usize));
+    Mock::start(move |rec: &Recorded| {
+        assert_eq!(rec.oauth_ok, Some(true));
+        assert_eq!(rec.path, "/rest/default/V1/orders");
+        let n = {
+            let mut c = calls.lock().unwrap();
+            *c += 1;
+            *c
+        };
+        if let Some(hook) = &hook {
+            hook(&store, n);
+        }
+        assert_eq!(rec.param("searchCriteria[sort_orders][0][field]"), Some("updated_at"));
+        assert_eq!(rec.param("searchCriteria[sort_orders][0][direction]"), Some("ASC"));
+        assert_eq!(rec.param("searchCriteria[sort_orders][1][field]"), Some("entity_id"));
+        let from = match rec.param("searchCriteria[filter_groups][0][filters][0][field]") {
+            Some("updated_at") => {
+                assert_eq!(
+                    rec.param("searchCriteria[filter_groups][0][filters][0][condition_type]"),
+                    Some("gteq")
+                );
+                rec.param("searchCriteria[filter_groups][0][filters][0][value]")
+                    .map(str::to_string)
+            }
+            _ => None,
+        };
+        let size: usize = rec.param("searchCriteria[page_size]").unwrap().parse().unwrap();
+        let page: usize = rec.param("searchCriteria[current_page]").unwrap().parse().unwrap();
+        let mut rows: Vec<(u64, String)> = store
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, ts)| from.as_ref().is_none_or(|f| ts >= f))
+            .cloned()
+            .collect();
+        rows.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+        let total = rows.len();
+        let last_page = total.div_ceil(size).max(1);
+        let page = page.min(last_page);
+        let items: Vec<Value> = rows
+            .iter()
+            .skip((page - 1) * size)
+            .take(size)
+            .map(|(id, ts)| json!({"entity_id": id, "updated_at": ts, "increment_id": format!("{id:09}")}))
+            .collect();
+        Reply::json(200, json!({"items": items, "search_criteria": {}, "total_count": total}))
+    })
+    .await
+}
+
+fn poller(mock: &Mock, page_size: u32) -> OrderPoller {
+    let client = MagentoClient::new(&mock.oauth_config()).unwrap();
+    OrderPoller::new(client, Duration::from_secs(120)).with_page_size(page_size)
+}
+
+fn ids(orders: &[Value]) -> Vec<u64> {
+    orders
+        .iter()
+        .map(|o| o["entity_id"].as_u64().unwrap())
+        .collect()
+}
+
+fn put(store: &Store, id: u64, ts: &str) {
+    let mut s = store.lock().unwrap();
+    s.retain(|(i, _)| *i != id);
+    s.push((id, ts.to_string()));
+}
+
+#[tokio::test]
+async fn first_poll_reads_everything_and_a_quiet_store_gives_nothing() {
+    let store: Store = Arc::default();
+    for i in 1..=5 {
+        put(&store, i, &format!("2024-05-01 10:00:0{i}"));
+    }
+    let mock = start(store.clone(), None).await;
+    let p = poller(&mock, 2);
+    let (orders, cursor) = p.poll(&OrderCursor::default()).await.unwrap();
+    assert_eq!(ids(&orders), vec![1, 2, 3, 4, 5]);
+    assert_eq!(cursor.updated_at, "2024-05-01 10:00:05");
+    assert_eq!(cursor.seen.len(), 5);
+
+    let before = mock.requests().len();
+    let (again, cursor2) = p.poll(&cursor).await.unwrap();
+    assert!(
+        again.is_empty(),
+        "re-read inside the overlap, all de-duplicated"
+    );
+    assert_eq!(cursor2, cursor);
+    let first = mock.requests()[before].clone();
+    assert_eq!(
+        first.param("searchCriteria[filter_groups][0][filters][0][value]"),
+        Some("2024-05-01 09:58:05"),
+        "cursor minus the 120 s overlap"
+    );
+}
+
+#[tokio::test]
+async fn orders_sharing_the_cursor_second_and_late_commits_are_not_lost() {
+    let store: Store = Arc::default();
+    put(&store, 1, "2024-05-01 10:00:00");
+    put(&store, 2, "2024-05-01 10:00:10");
+    let mock = start(store.clone(), None).await;
+    let p = poller(&mock, 100);
+    let (first, cursor) = p.poll(&OrderCursor::default()).await.unwrap();
+    assert_eq!(ids(&first), vec![1, 2]);
+
+    // Same second as the cursor, and an order stamped earlier whose transaction committed
+    // only now, and a re-save of order 1.
+    put(&store, 3, "2024-05-01 10:00:10");
+    put(&store, 4, "2024-05-01 10:00:05");
+    put(&store, 1, "2024-05-01 10:00:11");
+    let (second, cursor) = p.poll(&cursor).await.unwrap();
+    let mut got = ids(&second);
+    got.sort();
+    assert_eq!(got, vec![1, 3, 4]);
+    assert_eq!(cursor.updated_at, "2024-05-01 10:00:11");
+
+    let (third, _) = p.poll(&cursor).await.unwrap();
+    assert!(third.is_empty(), "nothing emitted twice: {third:?}");
+}
+
+#[tokio::test]
+async fn a_run_of_equal_timestamps_longer_than_a_page_is_read_once() {
+    let store: Store = Arc::default();
+    for i in 1..=7 {
+        put(&store, i, "2024-05-01 10:00:00");
+    }
+    put(&store, 8, "2024-05-01 10:00:01");
+    let mock = start(store.clone(), None).await;
+    let (orders, cursor) = poller(&mock, 3)
+        .poll(&OrderCursor::default())
+        .await
+        .unwrap();
+    assert_eq!(ids(&orders), vec![1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(cursor.updated_at, "2024-05-01 10:00:01");
+    assert!(
+        mock.requests().len() < 10,
+        "bounded paging: {}",
+        mock.requests().len()
+    );
+}
+
+#[tokio::test]
+async fn an_order_moving_to_the_end_mid_scan_does_not_hide_its_neighbours() {
+    let store: Store = Arc::default();
+    for i in 1..=9 {
+        put(&store, i, &format!("2024-05-01 10:00:0{i}"));
+    }
+    // Right after the first page was served, order 2 is saved again: with offset paging,
+    // every later row would shift left by one and order 4 would be skipped.
+    let hook: Hook = Arc::new(|store: &Store, call: usize| {
+        if call == 2 {
+            put(store, 2, "2024-05-01 10:00:30");
+        }
+    });
+    let mock = start(store.clone(), Some(hook)).await;
+    let (orders, _) = poller(&mock, 3)
+        .poll(&OrderCursor::default())
+        .await
+        .unwrap();
+    let mut got = ids(&orders);
+    got.sort();
+    got.dedup();
+    assert_eq!(got, (1..=9).collect::<Vec<u64>>());
+}
+
+#[tokio::test]
+async fn max_per_poll_slices_a_backlog_without_loss_or_repeats() {
+    let store: Store = Arc::default();
+    for i in 1..=10 {
+        put(&store, i, &format!("2024-05-01 10:00:{i:02}"));
+    }
+    let mock = start(store.clone(), None).await;
+    let p = poller(&mock, 3).with_max_per_poll(3);
+    let mut cursor = OrderCursor::default();
+    let mut all = Vec::new();
+    for _ in 0..10 {
+        let (orders, next) = p.poll(&cursor).await.unwrap();
+        // The cap is checked after whole pages: at most cap + page - 1 per slice.
+        assert!(orders.len() < 3 + 3, "slice of {}", orders.len());
+        all.extend(ids(&orders));
+        cursor = next;
+        if orders.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(all, (1..=10).collect::<Vec<u64>>());
+}
+
+#[tokio::test]
+async fn seen_pairs_are_bounded_to_the_overlap_window() {
+    let store: Store = Arc::default();
+    put(&store, 1, "2024-05-01 10:00:00");
+    put(&store, 2, "2024-05-01 10:01:00");
+    let mock = start(store.clone(), None).await;
+    let p = poller(&mock, 50);
+    let (_, cursor) = p.poll(&OrderCursor::default()).await.unwrap();
+    assert_eq!(cursor.seen.len(), 2);
+    put(&store, 3, "2024-05-01 10:05:00");
+    let (orders, cursor) = p.poll(&cursor).await.unwrap();
+    assert_eq!(ids(&orders), vec![3]);
+    assert_eq!(cursor.seen, vec![(3, "2024-05-01 10:05:00".to_string())]);
+}
+
+#[tokio::test]
+async fn a_cursor_with_a_start_date_filters_history_and_a_bad_one_is_an_error() {
+    let store: Store = Arc::default();
+    put(&store, 1, "2023-01-01 00:00:00");
+    put(&store, 2, "2024-05-01 10:00:00");
+    let mock = start(store.clone(), None).await;
+    let p = poller(&mock, 50);
+    let (orders, _) = p
+        .poll(&OrderCursor::starting_at("2024-05-01 00:00:00"))
+        .await
+        .unwrap();
+    assert_eq!(ids(&orders), vec![2]);
+    let err = p
+        .poll(&OrderCursor::starting_at("yesterday"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("yesterday"), "{err}");
+}
+
+#[test]
+fn cursor_round_trips_through_json() {
+    let cursor = OrderCursor {
+        updated_at: "2024-05-01 10:00:00".into(),
+        seen: vec![(7, "2024-05-01 10:00:00".into())],
+    };
+    let json = serde_json::to_string(&cursor).unwrap();
+    assert_eq!(serde_json::from_str::<OrderCursor>(&json).unwrap(), cursor);
+}
