@@ -1,8 +1,6 @@
 //! Key and mouse flows: what the operator presses and what the engine is asked to do.
 
-use crossterm::event::{
-    KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
-};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -51,8 +49,7 @@ fn selected_row(buf: &Buffer) -> String {
     let rows = rows(buf);
     (0..buf.area.height)
         .find(|&y| {
-            (1..buf.area.width - 1)
-                .all(|x| buf[(x, y)].modifier.contains(Modifier::REVERSED))
+            (1..buf.area.width - 1).all(|x| buf[(x, y)].modifier.contains(Modifier::REVERSED))
         })
         .map(|y| rows[y as usize].clone())
         .unwrap_or_default()
@@ -107,7 +104,10 @@ fn retry_all_asks_first_and_only_y_sends_it() {
     assert_eq!(key(&mut a, &s, KeyCode::Char('r')), None);
     assert_eq!(key(&mut a, &s, KeyCode::Char('q')), None);
     assert!(!a.should_quit());
-    assert_eq!(key(&mut a, &s, KeyCode::Char('y')), Some(ConsoleCommand::RetryAll));
+    assert_eq!(
+        key(&mut a, &s, KeyCode::Char('y')),
+        Some(ConsoleCommand::RetryAll)
+    );
     assert!(a.confirmation().is_none());
 
     assert_eq!(key(&mut a, &s, KeyCode::Char('R')), None);
@@ -125,12 +125,7 @@ fn d_then_y_drops_the_selected_item() {
     key(&mut a, &s, KeyCode::Down);
     key(&mut a, &s, KeyCode::Down);
     assert_eq!(key(&mut a, &s, KeyCode::Char('d')), None);
-    assert!(
-        a.confirmation()
-            .unwrap()
-            .prompt
-            .contains("order 000000123")
-    );
+    assert!(a.confirmation().unwrap().prompt.contains("order 000000123"));
     assert_eq!(
         key(&mut a, &s, KeyCode::Char('y')),
         Some(ConsoleCommand::Drop("order 000000123".into()))
@@ -148,7 +143,10 @@ fn enter_on_an_error_shows_details_and_o_opens_its_trail() {
     key(&mut a, &s, KeyCode::Down);
     assert_eq!(key(&mut a, &s, KeyCode::Enter), None);
     let screen = text(&draw(&mut a, &s, 80, 24));
-    assert!(screen.contains("must be unique across all active"), "{screen}");
+    assert!(
+        screen.contains("must be unique across all active"),
+        "{screen}"
+    );
     // Number keys belong to the popup while it is open.
     key(&mut a, &s, KeyCode::Char('1'));
     assert_eq!(a.view(), View::Errors);
@@ -210,7 +208,14 @@ fn question_mark_shows_every_key_and_esc_hides_it() {
     key(&mut a, &s, KeyCode::Char('?'));
     assert!(a.help_visible());
     let screen = text(&draw(&mut a, &s, 80, 24));
-    for needle in ["retry all", "drop", "pause / resume", "filter", "search", "quit"] {
+    for needle in [
+        "retry all",
+        "drop",
+        "pause / resume",
+        "filter",
+        "search",
+        "quit",
+    ] {
         assert!(screen.contains(needle), "help lacks {needle}:\n{screen}");
     }
     key(&mut a, &s, KeyCode::Esc);
@@ -233,14 +238,20 @@ fn p_pauses_a_running_actor_and_resumes_a_paused_one() {
         key(&mut a, &s, KeyCode::Char('p')),
         Some(ConsoleCommand::Resume("payments".into()))
     );
-    assert_eq!(key(&mut a, &s, KeyCode::Char('c')), Some(ConsoleCommand::ReconcileNow));
+    assert_eq!(
+        key(&mut a, &s, KeyCode::Char('c')),
+        Some(ConsoleCommand::ReconcileNow)
+    );
 }
 
 #[test]
 fn q_and_ctrl_c_quit_even_while_typing() {
     let s = sample_state(10);
     let mut a = app();
-    assert_eq!(key(&mut a, &s, KeyCode::Char('q')), Some(ConsoleCommand::Quit));
+    assert_eq!(
+        key(&mut a, &s, KeyCode::Char('q')),
+        Some(ConsoleCommand::Quit)
+    );
     assert!(a.should_quit());
 
     let mut a = app();
@@ -283,7 +294,11 @@ fn a_100k_queue_pages_and_ends_on_the_right_rows() {
     // 80×24 leaves 18 data rows: PageDown selects the 19th item.
     key(&mut a, &s, KeyCode::PageDown);
     let buf = draw(&mut a, &s, 80, 24);
-    assert!(selected_row(&buf).contains("order 000000019 "), "{}", text(&buf));
+    assert!(
+        selected_row(&buf).contains("order 000000019 "),
+        "{}",
+        text(&buf)
+    );
     key(&mut a, &s, KeyCode::End);
     let buf = draw(&mut a, &s, 80, 24);
     let screen = text(&buf);
@@ -292,7 +307,11 @@ fn a_100k_queue_pages_and_ends_on_the_right_rows() {
     assert!(!screen.contains("order 000099982 "), "{screen}");
     key(&mut a, &s, KeyCode::PageUp);
     let buf = draw(&mut a, &s, 80, 24);
-    assert!(selected_row(&buf).contains("order 000099982 "), "{}", text(&buf));
+    assert!(
+        selected_row(&buf).contains("order 000099982 "),
+        "{}",
+        text(&buf)
+    );
     key(&mut a, &s, KeyCode::Home);
     let buf = draw(&mut a, &s, 80, 24);
     assert!(selected_row(&buf).contains("order 000000001 "));
