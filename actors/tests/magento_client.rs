@@ -359,7 +359,7 @@ async fn writes_retry_only_when_safe() {
                 Reply::json(503, json!({"message": "Service Unavailable"}))
             }
             p if p.contains("/stockItems/") => {
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     Reply::json(503, json!({"message": "Service Unavailable"}))
                 } else {
                     Reply::json(200, json!(77))
