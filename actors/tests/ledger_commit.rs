@@ -1,0 +1,612 @@
+//! The writer: optimistic concurrency, per-request failure inside a group, atomic multi-write
+//! commits, group commit under concurrency, the dead-letter round trip and the indexes.
+
+use futures::future::join_all;
+use serde_json::json;
+use tally_actors::ledger::*;
+
+fn order(id: &str) -> EntityState {
+    EntityState::new(EntityKind::Order, id, json!({ "increment_id": id }))
+}
+
+fn put(state: EntityState, actor: &str, detail: &str) -> Write {
+    Write::Put {
+        state,
+        actor: actor.into(),
+        detail: detail.into(),
+    }
+}
+
+fn open() -> (tempfile::TempDir, Ledger) {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path().join("t.redb")).unwrap();
+    (dir, ledger)
+}
+
+fn letter(key: &str, message: &str) -> DeadLetter {
+    DeadLetter {
+        key: key.into(),
+        record: key.replace(':', " "),
+        field: Some("items[0].tax_class".into()),
+        message: message.into(),
+        remote_message: Some("Account code '999' is not a valid code".into()),
+        stage_at_death: None,
+        attempts: 3,
+        first_failed_at_ms: 1_000,
+        dead_at_ms: 0,
+        payload: Some(json!({ "InvoiceNumber": "1" })),
+    }
+}
+
+fn intent(key: &str) -> Intent {
+    Intent {
+        op: "PUT Invoices".into(),
+        idempotency_key: key.into(),
+        body_sha256: "ab".repeat(32),
+        batch_id: "batch-1".into(),
+        committed_at_ms: 5,
+    }
+}
+
+#[tokio::test]
+async fn a_stale_version_is_rejected() {
+    let (_dir, ledger) = open();
+    ledger
+        .commit(vec![put(order("1"), "ingest", "")])
+        .await
+        .unwrap();
+    let mut a = ledger.get("order:1").await.unwrap().unwrap();
+    let mut b = a.clone();
+    a.stage = Stage::ContactReady;
+    let info = ledger.commit(vec![put(a, "contacts", "")]).await.unwrap();
+    assert_eq!(info.versions["order:1"], 2);
+    b.stage = Stage::Skipped;
+    let err = ledger.commit(vec![put(b, "ingest", "")]).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LedgerError::VersionConflict {
+                expected: 1,
+                found: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Creating what already exists is a conflict too (version 0 = "new").
+    let err = ledger
+        .commit(vec![put(order("1"), "ingest", "")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LedgerError::VersionConflict {
+                expected: 0,
+                found: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        ledger.get("order:1").await.unwrap().unwrap().stage,
+        Stage::ContactReady
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_request_fails_alone_and_the_rest_of_its_group_commits() {
+    let (_dir, ledger) = open();
+    ledger
+        .commit(vec![put(order("b"), "ingest", "")])
+        .await
+        .unwrap();
+    let mut stale = ledger.get("order:b").await.unwrap().unwrap();
+    stale.version = 7;
+    stale.stage = Stage::ContactReady;
+    let before = ledger.stats();
+    let results = ledger
+        .commit_each(vec![
+            vec![put(order("a"), "ingest", "first")],
+            vec![
+                // A write that would succeed, followed by the stale one: both must vanish.
+                Write::SetCursor {
+                    name: "from-bad".into(),
+                    value: json!(1),
+                },
+                put(order("b2"), "ingest", "bad group"),
+                put(stale, "contacts", "stale"),
+            ],
+            vec![put(order("c"), "ingest", "third")],
+        ])
+        .await;
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(
+        matches!(results[1], Err(LedgerError::VersionConflict { .. })),
+        "{results:?}"
+    );
+    let (a, c) = (results[0].as_ref().unwrap(), results[2].as_ref().unwrap());
+    assert_eq!(
+        a.transaction, c.transaction,
+        "one transaction for the group"
+    );
+    assert_eq!(a.group_size, 3);
+    let after = ledger.stats();
+    assert_eq!(after.transactions, before.transactions + 1);
+    assert_eq!(after.rejected, before.rejected + 1);
+    // The audit sequence stays gap-free across the rolled-back request.
+    assert_eq!(c.audit_seqs[0], a.audit_seqs[0] + 1);
+
+    assert!(ledger.get("order:a").await.unwrap().is_some());
+    assert!(ledger.get("order:c").await.unwrap().is_some());
+    assert!(ledger.get("order:b2").await.unwrap().is_none());
+    assert_eq!(ledger.cursor("from-bad").await.unwrap(), None);
+    let b = ledger.get("order:b").await.unwrap().unwrap();
+    assert_eq!((b.stage, b.version), (Stage::Seen, 1));
+    let counts = ledger.counts_by_stage().await.unwrap();
+    assert_eq!(counts[&Stage::Seen], 3);
+    assert_eq!(ledger.audit_for("order:b2").await.unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_commits_share_few_transactions() {
+    let (_dir, ledger) = open();
+    let commits = (0..200).map(|i| {
+        let ledger = ledger.clone();
+        async move {
+            ledger
+                .commit(vec![put(order(&format!("{i:09}")), "ingest", "")])
+                .await
+        }
+    });
+    let results = join_all(commits).await;
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    let stats = ledger.stats();
+    assert_eq!(stats.commits, 200);
+    assert!(
+        stats.transactions <= 50,
+        "200 concurrent commits took {} transactions",
+        stats.transactions
+    );
+    assert!(stats.largest_group > 1);
+    assert_eq!(ledger.counts_by_stage().await.unwrap()[&Stage::Seen], 200);
+    assert_eq!(ledger.by_stage(Stage::Seen, 1000).await.unwrap().len(), 200);
+    assert_eq!(ledger.by_stage(Stage::Seen, 7).await.unwrap().len(), 7);
+}
+
+#[tokio::test]
+async fn a_multi_write_commit_is_all_or_nothing() {
+    let (_dir, ledger) = open();
+    let mut illegal = order("y");
+    illegal.stage = Stage::Paid;
+    let err = ledger
+        .commit(vec![
+            put(order("x"), "ingest", ""),
+            Write::SetToken {
+                name: "t".into(),
+                bytes: vec![1, 2],
+            },
+            put(illegal, "ingest", ""),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, LedgerError::IllegalTransition { .. }),
+        "{err}"
+    );
+    assert!(ledger.get("order:x").await.unwrap().is_none());
+    assert_eq!(ledger.token("t").await.unwrap(), None);
+    assert_eq!(ledger.counts_by_stage().await.unwrap()[&Stage::Seen], 0);
+}
+
+#[tokio::test]
+async fn dead_letter_revive_and_drop_round_trip() {
+    let (_dir, ledger) = open();
+    ledger
+        .commit(vec![put(order("7"), "ingest", "")])
+        .await
+        .unwrap();
+    for stage in [Stage::ContactReady, Stage::InvoicePosting] {
+        let mut o = ledger.get("order:7").await.unwrap().unwrap();
+        o.stage = stage;
+        o.attempts = 2;
+        o.retry_at_ms = Some(50);
+        ledger.commit(vec![put(o, "invoices", "")]).await.unwrap();
+    }
+    ledger
+        .commit(vec![Write::DeadLetter {
+            letter: letter("order:7", "rejected by Xero"),
+            actor: "invoices".into(),
+        }])
+        .await
+        .unwrap();
+    let dead = ledger.get("order:7").await.unwrap().unwrap();
+    assert_eq!(dead.stage, Stage::Dead);
+    assert_eq!(dead.retry_at_ms, None, "a dead entity is not due for retry");
+    assert_eq!(dead.attempts, 3);
+    assert_eq!(dead.last_error.as_deref(), Some("rejected by Xero"));
+    assert!(ledger.due_before(i64::MAX, 10).await.unwrap().is_empty());
+    let dl = ledger.dead_letter("order:7").await.unwrap().unwrap();
+    assert_eq!(dl.stage_at_death, Some(Stage::InvoicePosting));
+    assert!(dl.dead_at_ms > 0);
+    assert_eq!(ledger.dead_letters().await.unwrap().len(), 1);
+    assert_eq!(ledger.counts_by_stage().await.unwrap()[&Stage::Dead], 1);
+
+    // Revive to a live stage only.
+    let err = ledger
+        .commit(vec![Write::Revive {
+            key: "order:7".into(),
+            to: Stage::ContactPending,
+            actor: "op".into(),
+        }])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, LedgerError::IllegalTransition { .. }),
+        "{err}"
+    );
+    ledger
+        .commit(vec![Write::Revive {
+            key: "order:7".into(),
+            to: Stage::ContactReady,
+            actor: "dlq retry".into(),
+        }])
+        .await
+        .unwrap();
+    let revived = ledger.get("order:7").await.unwrap().unwrap();
+    assert_eq!(
+        (revived.stage, revived.attempts, revived.last_error.clone()),
+        (Stage::ContactReady, 0, None)
+    );
+    assert!(ledger.dead_letters().await.unwrap().is_empty());
+    // Reviving a live entity is illegal.
+    let err = ledger
+        .commit(vec![Write::Revive {
+            key: "order:7".into(),
+            to: Stage::Seen,
+            actor: "op".into(),
+        }])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, LedgerError::IllegalTransition { .. }),
+        "{err}"
+    );
+
+    // Dead again, then dropped: the letter goes, the entity stays dead.
+    ledger
+        .commit(vec![Write::DeadLetter {
+            letter: letter("order:7", "still wrong"),
+            actor: "invoices".into(),
+        }])
+        .await
+        .unwrap();
+    ledger
+        .commit(vec![Write::DropDeadLetter {
+            key: "order:7".into(),
+            actor: "dlq drop".into(),
+        }])
+        .await
+        .unwrap();
+    assert!(ledger.dead_letter("order:7").await.unwrap().is_none());
+    assert_eq!(
+        ledger.get("order:7").await.unwrap().unwrap().stage,
+        Stage::Dead
+    );
+    let err = ledger
+        .commit(vec![Write::DropDeadLetter {
+            key: "order:7".into(),
+            actor: "dlq drop".into(),
+        }])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::NotFound { .. }), "{err}");
+
+    let trail: Vec<(Option<Stage>, Stage, String)> = ledger
+        .audit_for("order:7")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.from, a.to, a.actor))
+        .collect();
+    assert_eq!(
+        trail[3..],
+        [
+            (
+                Some(Stage::InvoicePosting),
+                Stage::Dead,
+                "invoices".to_string()
+            ),
+            (
+                Some(Stage::Dead),
+                Stage::ContactReady,
+                "dlq retry".to_string()
+            ),
+            (
+                Some(Stage::ContactReady),
+                Stage::Dead,
+                "invoices".to_string()
+            ),
+            (Some(Stage::Dead), Stage::Dead, "dlq drop".to_string()),
+        ]
+    );
+
+    // A record that died before it became an entity (bad input at ingest) is a bare letter.
+    ledger
+        .commit(vec![Write::DeadLetter {
+            letter: letter("order:8", "price is not a number"),
+            actor: "ingest".into(),
+        }])
+        .await
+        .unwrap();
+    assert!(ledger.get("order:8").await.unwrap().is_none());
+    assert_eq!(
+        ledger
+            .dead_letter("order:8")
+            .await
+            .unwrap()
+            .unwrap()
+            .stage_at_death,
+        None
+    );
+    ledger
+        .commit(vec![Write::Revive {
+            key: "order:8".into(),
+            to: Stage::Seen,
+            actor: "op".into(),
+        }])
+        .await
+        .unwrap();
+    assert!(ledger.dead_letter("order:8").await.unwrap().is_none());
+    let err = ledger
+        .commit(vec![Write::Revive {
+            key: "order:9".into(),
+            to: Stage::Seen,
+            actor: "op".into(),
+        }])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::NotFound { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn the_due_index_follows_retry_at() {
+    let (_dir, ledger) = open();
+    for (id, at) in [("a", 1_000), ("b", 2_000), ("c", 3_000)] {
+        let mut o = order(id);
+        o.retry_at_ms = Some(at);
+        ledger.commit(vec![put(o, "ingest", "")]).await.unwrap();
+    }
+    let keys = |v: Vec<EntityState>| v.into_iter().map(|s| s.key).collect::<Vec<_>>();
+    assert_eq!(
+        keys(ledger.due_before(2_000, 10).await.unwrap()),
+        ["order:a", "order:b"]
+    );
+    assert_eq!(
+        keys(ledger.due_before(999, 10).await.unwrap()),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        keys(ledger.due_before(5_000, 1).await.unwrap()),
+        ["order:a"]
+    );
+    assert_eq!(ledger.next_due_ms().await.unwrap(), Some(1_000));
+
+    // Retried and succeeded: leaves the index. Rescheduled: moves in it.
+    let mut a = ledger.get("order:a").await.unwrap().unwrap();
+    a.retry_at_ms = None;
+    let mut c = ledger.get("order:c").await.unwrap().unwrap();
+    c.retry_at_ms = Some(500);
+    ledger
+        .commit(vec![put(a, "x", ""), put(c, "x", "")])
+        .await
+        .unwrap();
+    assert_eq!(
+        keys(ledger.due_before(10_000, 10).await.unwrap()),
+        ["order:c", "order:b"]
+    );
+}
+
+#[tokio::test]
+async fn intents_are_indexed_and_an_idempotency_key_has_one_holder() {
+    let (_dir, ledger) = open();
+    let mut a = order("a");
+    a.intent = Some(intent("inv-a-1"));
+    ledger
+        .commit(vec![put(a, "invoices", "intent")])
+        .await
+        .unwrap();
+    assert_eq!(
+        ledger
+            .by_idempotency_key("inv-a-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .key,
+        "order:a"
+    );
+
+    let mut b = order("b");
+    b.intent = Some(intent("inv-a-1"));
+    let err = ledger
+        .commit(vec![put(b, "invoices", "")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, LedgerError::DuplicateIdempotencyKey { ref holder, .. } if holder == "order:a"),
+        "{err}"
+    );
+
+    let mut a = ledger.get("order:a").await.unwrap().unwrap();
+    a.intent = Some(intent("inv-a-2"));
+    ledger.commit(vec![put(a, "invoices", "")]).await.unwrap();
+    assert!(
+        ledger
+            .by_idempotency_key("inv-a-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(ledger.with_intent().await.unwrap().len(), 1);
+
+    let mut a = ledger.get("order:a").await.unwrap().unwrap();
+    a.intent = None;
+    ledger
+        .commit(vec![put(a, "invoices", "outcome")])
+        .await
+        .unwrap();
+    assert!(ledger.with_intent().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn links_and_search_find_entities_by_remote_ids_and_data() {
+    let (_dir, ledger) = open();
+    let mut a = EntityState::new(
+        EntityKind::Order,
+        "000000123",
+        json!({ "customer_email": "Jane@Example.com", "items": [{ "sku": "MUG-RED", "price": 12.5 }] }),
+    );
+    a.links.insert("invoice_id".into(), "inv-uuid-1".into());
+    a.links.insert("contact_id".into(), "contact-uuid".into());
+    let mut b = order("000000124");
+    b.links.insert("contact_id".into(), "contact-uuid".into());
+    ledger
+        .commit(vec![put(a, "x", ""), put(b, "x", "")])
+        .await
+        .unwrap();
+
+    let keys = |v: Vec<EntityState>| v.into_iter().map(|s| s.key).collect::<Vec<_>>();
+    assert_eq!(
+        keys(ledger.by_link("invoice_id", "inv-uuid-1").await.unwrap()),
+        ["order:000000123"]
+    );
+    assert_eq!(
+        keys(ledger.by_link("contact_id", "contact-uuid").await.unwrap()),
+        ["order:000000123", "order:000000124"]
+    );
+    assert_eq!(
+        keys(ledger.search("jane@example", 10).await.unwrap()),
+        ["order:000000123"]
+    );
+    assert_eq!(
+        keys(ledger.search("mug-red", 10).await.unwrap()),
+        ["order:000000123"]
+    );
+    assert_eq!(
+        keys(ledger.search("INV-UUID", 10).await.unwrap()),
+        ["order:000000123"]
+    );
+    assert_eq!(keys(ledger.search("00000012", 10).await.unwrap()).len(), 2);
+    assert_eq!(keys(ledger.search("00000012", 1).await.unwrap()).len(), 1);
+    // Field names are not values.
+    assert!(
+        ledger
+            .search("customer_email", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let mut a = ledger.get("order:000000123").await.unwrap().unwrap();
+    a.links.insert("invoice_id".into(), "inv-uuid-2".into());
+    ledger.commit(vec![put(a, "x", "")]).await.unwrap();
+    assert!(
+        ledger
+            .by_link("invoice_id", "inv-uuid-1")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        ledger
+            .by_link("invoice_id", "inv-uuid-2")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn cursors_tokens_and_discrepancies() {
+    let (_dir, ledger) = open();
+    ledger
+        .commit(vec![
+            Write::SetCursor {
+                name: "magento.orders".into(),
+                value: json!({ "updated_at": "2026-01-01 00:00:00" }),
+            },
+            Write::PutDiscrepancy {
+                key: "order:1:total".into(),
+                value: json!({ "magento": "10.00", "xero": "10.01" }),
+            },
+            Write::PutDiscrepancy {
+                key: "order:2:missing".into(),
+                value: json!({}),
+            },
+        ])
+        .await
+        .unwrap();
+    ledger
+        .save_token("xero:tenant", b"secret-bytes".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        ledger.load_token("xero:tenant").await.unwrap().as_deref(),
+        Some(&b"secret-bytes"[..])
+    );
+    assert_eq!(ledger.load_token("other").await.unwrap(), None);
+    assert_eq!(
+        ledger.cursor("magento.orders").await.unwrap(),
+        Some(json!({ "updated_at": "2026-01-01 00:00:00" }))
+    );
+    ledger
+        .commit(vec![
+            Write::RemoveDiscrepancy {
+                key: "order:2:missing".into(),
+            },
+            Write::RemoveDiscrepancy {
+                key: "never-raised".into(),
+            },
+        ])
+        .await
+        .unwrap();
+    let d = ledger.discrepancies().await.unwrap();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].0, "order:1:total");
+}
+
+#[tokio::test]
+async fn money_in_data_keeps_its_exact_decimal_text() {
+    let (_dir, ledger) = open();
+    let data: serde_json::Value = serde_json::from_str(
+        r#"{"grand_total": 0.1000000000000000055511151231257827, "tax": 19.990}"#,
+    )
+    .unwrap();
+    ledger
+        .commit(vec![put(
+            EntityState::new(EntityKind::Order, "m", data),
+            "x",
+            "",
+        )])
+        .await
+        .unwrap();
+    let back = ledger.get("order:m").await.unwrap().unwrap().data;
+    assert_eq!(
+        back["grand_total"].to_string(),
+        "0.1000000000000000055511151231257827"
+    );
+    assert_eq!(back["tax"].to_string(), "19.990");
+}
+
+#[test]
+fn commit_blocking_works_without_a_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path().join("t.redb")).unwrap();
+    let info = ledger
+        .commit_blocking(vec![put(order("1"), "cli", "")])
+        .unwrap();
+    assert_eq!(info.versions["order:1"], 1);
+    assert_eq!(ledger.reader().get("order:1").unwrap().unwrap().version, 1);
+}
