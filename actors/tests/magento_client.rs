@@ -485,3 +485,22 @@ async fn connection_refused_is_retriable_and_names_no_secret() {
     assert_eq!(err.kind(), FailureKind::Retriable);
     assert!(!err.to_string().contains("refused-token-secret"));
 }
+
+#[tokio::test]
+async fn every_request_takes_a_budget_permit() {
+    use tally_actors::budget::{MagentoBudget, MagentoLimits};
+    let mock = Mock::start(paging_handler(5)).await;
+    let budget = MagentoBudget::new(MagentoLimits::default());
+    let c = MagentoClient::new(&mock.oauth_config())
+        .unwrap()
+        .with_retry_policy(fast_retries())
+        .with_budget(budget.clone());
+    c.search_all("orders", &SearchCriteria::new().page_size(2))
+        .await
+        .unwrap();
+    c.get_order(1).await.unwrap();
+    assert_eq!(mock.requests().len(), 4);
+    let snap = budget.snapshot();
+    assert_eq!(snap.calls_total, 4);
+    assert_eq!(snap.in_flight, 0, "permits released after each response");
+}

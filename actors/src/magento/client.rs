@@ -48,6 +48,8 @@ pub struct SourceItem {
 #[derive(Clone)]
 pub struct MagentoClient {
     inner: Arc<Inner>,
+    retry: RetryPolicy,
+    budget: Option<MagentoBudget>,
 }
 
 struct Inner {
@@ -56,8 +58,6 @@ struct Inner {
     base: String,
     auth: Auth,
     page_size: u32,
-    retry: RetryPolicy,
-    budget: Option<MagentoBudget>,
     /// Every configured credential, so anything echoed back by a server can be scrubbed.
     secrets: Vec<SecretString>,
 }
@@ -141,27 +141,23 @@ impl MagentoClient {
                 base: config.base_url.trim_end_matches('/').to_string(),
                 auth,
                 page_size: config.effective_page_size(),
-                retry,
-                budget: None,
                 secrets,
             }),
+            retry,
+            budget: None,
         })
     }
 
     /// Replaces the retry policy (tests use millisecond delays).
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.inner_mut().retry = policy;
+        self.retry = policy;
         self
     }
 
     /// Makes every request wait for a permit of the link's Magento budget first.
     pub fn with_budget(mut self, budget: MagentoBudget) -> Self {
-        self.inner_mut().budget = Some(budget);
+        self.budget = Some(budget);
         self
-    }
-
-    fn inner_mut(&mut self) -> &mut Inner {
-        Arc::get_mut(&mut self.inner).expect("configure the client before cloning it")
     }
 
     /// The page size used when a criteria does not set one (≤ 300).
@@ -417,11 +413,10 @@ impl MagentoClient {
 
     async fn execute(&self, call: Call) -> Result<Value, MagentoError> {
         let call = &call;
-        self.inner
-            .retry
+        self.retry
             .run(
                 |_attempt| async move {
-                    let _permit = match &self.inner.budget {
+                    let _permit = match &self.budget {
                         Some(budget) => Some(budget.acquire(call.priority).await),
                         None => None,
                     };

@@ -181,6 +181,26 @@ mod tests {
         cfg.validate().unwrap();
     }
 
+    /// The exact table `tally sandbox --write-config` writes.
+    #[test]
+    fn sandbox_toml_table_parses() {
+        let text = r#"
+            base_url = "http://127.0.0.1:8081/rest/default"
+            auth = "oauth1"
+            consumer_key = "ck"
+            consumer_secret = "cs"
+            access_token = "at"
+            access_token_secret = "ats"
+            page_size = 100
+            poll_interval_secs = 2
+        "#;
+        let cfg: MagentoConfig = toml::from_str(text).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.auth, AuthMode::Oauth1);
+        assert_eq!(cfg.poll_interval_secs, 2);
+        assert_eq!(cfg.effective_page_size(), 100);
+    }
+
     #[test]
     fn unknown_fields_and_missing_credentials_are_rejected() {
         assert!(parse(serde_json::json!({"base_url": "http://x/rest", "colour": 1})).is_err());
