@@ -156,10 +156,7 @@ impl Auth {
     /// The stored set if still fresh, otherwise a rotated one, persisted before returning.
     async fn refreshed(&self) -> Result<TokenSet, XeroError> {
         let margin = self.margin();
-        let known = match self.current.lock().clone() {
-            Some(t) => Some(t),
-            None => None,
-        };
+        let known = self.current.lock().clone();
         let known = match known {
             Some(t) => t,
             None => self

@@ -259,8 +259,9 @@ impl XeroClient {
         let mut attempt = 1;
         let mut refreshed = false;
         loop {
-            let token = self.inner.auth.access_token().await?;
+            // The token is fetched after the permit: a wait in the queue can outlast it.
             let permit = self.inner.budget.acquire(call.priority).await;
+            let token = self.inner.auth.access_token().await?;
             self.inner.calls.fetch_add(1, Ordering::Relaxed);
             let mut req = self
                 .inner

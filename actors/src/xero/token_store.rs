@@ -102,7 +102,11 @@ impl FileTokenStore {
             .file_name()
             .ok_or_else(|| TokenStoreError::Backend("token file path has no file name".into()))?;
         let mut tmp_name = name.to_owned();
-        tmp_name.push(format!(".tmp-{}", std::process::id()));
+        tmp_name.push(format!(
+            ".tmp-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
         let tmp = dir.join(tmp_name);
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create(true).truncate(true);
