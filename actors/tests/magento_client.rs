@@ -504,3 +504,31 @@ async fn every_request_takes_a_budget_permit() {
     assert_eq!(snap.calls_total, 4);
     assert_eq!(snap.in_flight, 0, "permits released after each response");
 }
+
+#[tokio::test]
+async fn a_failed_token_fetch_does_not_make_a_write_ambiguous() {
+    let token_calls = Arc::new(AtomicU32::new(0));
+    let t = token_calls.clone();
+    let mock = Mock::start(move |rec: &Recorded| {
+        if rec.path.ends_with("/V1/integration/admin/token") {
+            if t.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Reply::json(503, json!({"message": "Service Unavailable"}));
+            }
+            return Reply::json(200, json!("admin-token-ok"));
+        }
+        Reply::json(200, json!(41))
+    })
+    .await;
+    let mut cfg = MagentoConfig::new(mock.base_url(), AuthMode::Admin);
+    cfg.username = Some("admin".into());
+    cfg.password = Some("pw-admin-secret".into());
+    let id = client(&cfg).create_invoice(3, true, None).await.unwrap();
+    assert_eq!(id, 41);
+    assert_eq!(token_calls.load(Ordering::SeqCst), 2);
+    let invoice_posts = mock
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/order/3/invoice"))
+        .count();
+    assert_eq!(invoice_posts, 1);
+}

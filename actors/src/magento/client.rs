@@ -431,11 +431,11 @@ impl MagentoClient {
     async fn attempt(&self, call: &Call) -> Result<Value, MagentoError> {
         match &self.inner.auth {
             Auth::Admin(cache) => {
-                let (token, generation) = self.admin_token(cache).await?;
+                let (token, generation) = self.admin_token(cache).await.map_err(not_sent)?;
                 match self.attempt_with(call, Some(&token)).await {
                     Err(e) if e.status() == Some(401) => {
                         cache.invalidate(generation).await;
-                        let (token, _) = self.admin_token(cache).await?;
+                        let (token, _) = self.admin_token(cache).await.map_err(not_sent)?;
                         self.attempt_with(call, Some(&token)).await
                     }
                     other => other,
@@ -571,6 +571,20 @@ impl MagentoClient {
             }
         }
         out
+    }
+}
+
+/// A failed admin-token fetch happens before the actual request goes out, so even an
+/// unknown token outcome leaves the caller's write unsent and safe to retry.
+fn not_sent(error: MagentoError) -> MagentoError {
+    match error.kind() {
+        FailureKind::Ambiguous => MagentoError::Transport {
+            method: "POST".into(),
+            path: "/V1/integration/admin/token".into(),
+            reason: error.to_string(),
+            maybe_sent: false,
+        },
+        _ => error,
     }
 }
 
