@@ -21,7 +21,7 @@ use rust_decimal::Decimal;
 use super::rules::MappingRules;
 use super::xero_math::{self, ComputedInvoice};
 use crate::model::error::RecordError;
-use crate::model::money::{round_dp, round2};
+use crate::model::money::{cents, round_dp, round2};
 use crate::model::order::Order;
 use crate::model::xero::{ContactRef, Invoice, LineAmountTypes, LineItem};
 
@@ -84,7 +84,7 @@ pub fn currency_rate(order: &Order, org_base: &str) -> Option<Decimal> {
 /// discount is needed or when the gap is the wrong way round (left to the rounding line).
 fn discount_to_reach(qty: Decimal, unit: Decimal, target: Decimal) -> Option<Decimal> {
     let gap = round2(qty * unit) - target;
-    (gap > Decimal::ZERO).then_some(gap)
+    (gap > Decimal::ZERO).then_some(cents(gap))
 }
 
 /// Plans the ACCREC invoice for `order`, to be posted for contact `contact_id`.
@@ -147,11 +147,11 @@ pub fn invoice_for(
         lines.push(LineItem {
             description: Some(format!("{} [{}]", line.name, line.sku)),
             quantity: Some(line.qty),
-            unit_amount: Some(round_dp(unit, 4)),
+            unit_amount: Some(cents(round_dp(unit, 4))),
             item_code: org.item_codes.contains(&line.sku).then(|| line.sku.clone()),
             account_code: Some(account.to_owned()),
             tax_type: Some(tax_type),
-            tax_amount: Some(line.tax_amount),
+            tax_amount: Some(cents(line.tax_amount)),
             discount_amount: discount_to_reach(line.qty, unit, target),
             ..Default::default()
         });
@@ -181,10 +181,10 @@ pub fn invoice_for(
                     .unwrap_or_else(|| "Shipping".to_owned()),
             ),
             quantity: Some(Decimal::ONE),
-            unit_amount: Some(unit),
+            unit_amount: Some(cents(unit)),
             account_code: Some(rules.shipping_account.clone()),
             tax_type: Some(tax_type),
-            tax_amount: Some(s.tax_amount),
+            tax_amount: Some(cents(s.tax_amount)),
             discount_amount: discount_to_reach(Decimal::ONE, unit, target),
             ..Default::default()
         });
@@ -209,7 +209,7 @@ pub fn invoice_for(
             .iter_mut()
             .max_by_key(|l| l.tax_amount.unwrap_or_default())
         {
-            l.tax_amount = Some(l.tax_amount.unwrap_or_default() + tax_gap);
+            l.tax_amount = Some(cents(l.tax_amount.unwrap_or_default() + tax_gap));
         }
     }
 
@@ -225,21 +225,25 @@ pub fn invoice_for(
             return Err(err(
                 "grand_total".into(),
                 format!(
-                    "Magento grand total {} vs Xero computed {}: the difference {gap} exceeds rounding_tolerance {}",
-                    order.grand_total, computed.total, rules.rounding_tolerance
+                    "Magento grand total {} vs Xero computed {}: the difference {} exceeds rounding_tolerance {}",
+                    cents(order.grand_total),
+                    cents(computed.total),
+                    cents(gap),
+                    cents(rules.rounding_tolerance)
                 ),
             ));
         }
         lines.push(LineItem {
             description: Some(format!(
                 "Rounding: Magento grand total {} vs Xero computed {}",
-                order.grand_total, computed.total
+                cents(order.grand_total),
+                cents(computed.total)
             )),
             quantity: Some(Decimal::ONE),
-            unit_amount: Some(gap),
+            unit_amount: Some(cents(gap)),
             account_code: Some(rules.rounding_account.clone()),
             tax_type: Some(NO_TAX.to_owned()),
-            tax_amount: Some(Decimal::ZERO),
+            tax_amount: Some(cents(Decimal::ZERO)),
             ..Default::default()
         });
         rounding = Some(RoundingNote {

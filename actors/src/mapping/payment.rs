@@ -6,6 +6,7 @@ use rust_decimal::Decimal;
 use super::invoice::currency_rate;
 use super::rules::MappingRules;
 use crate::model::error::RecordError;
+use crate::model::money::cents;
 use crate::model::order::Order;
 use crate::model::xero::{AccountRef, InvoiceRef, Payment};
 
@@ -57,7 +58,7 @@ pub fn payment_for(
             account_id: None,
         },
         date: Some(order.date().format("%Y-%m-%d").to_string()),
-        amount: Some(amount),
+        amount: Some(cents(amount)),
         currency_rate: currency_rate(order, &order.currency.base),
         reference: Some(
             order

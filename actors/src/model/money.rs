@@ -101,6 +101,16 @@ pub fn round2(d: Decimal) -> Decimal {
     round_dp(d, 2)
 }
 
+/// Shows at least two decimal places (`12.0` → `12.00`) without changing the value, so
+/// amounts on the wire and in messages read like money whatever form Magento sent them in.
+pub fn cents(d: Decimal) -> Decimal {
+    let mut d = d;
+    if d.scale() < 2 {
+        d.rescale(2);
+    }
+    d
+}
+
 /// Half-away-from-zero rounding to `dp` places.
 pub fn round_dp(d: Decimal, dp: u32) -> Decimal {
     d.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero)
@@ -173,6 +183,13 @@ mod tests {
         let v: Value = serde_json::from_str("2.5E1").unwrap();
         assert_eq!(parse_money(&v).unwrap(), d("25"));
         assert_eq!(parse_rate(&json!("1.170000000")).unwrap(), d("1.17"));
+    }
+
+    #[test]
+    fn cents_pads_without_changing_value() {
+        assert_eq!(cents(d("12")).to_string(), "12.00");
+        assert_eq!(cents(d("12.5")).to_string(), "12.50");
+        assert_eq!(cents(d("0.1234")).to_string(), "0.1234");
     }
 
     #[test]
