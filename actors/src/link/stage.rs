@@ -134,7 +134,7 @@ pub struct StageState<W> {
 
 /// Sends `Kick` to a stage by its registered name; silently skips a stage that is restarting.
 pub fn kick(name: &str) {
-    if let Some(cell) = ractor::registry::where_is(name.to_owned()) {
+    if let Some(cell) = ractor::registry::where_is(name) {
         let _ = ActorRef::<StageMsg>::from(cell).cast(StageMsg::Kick);
     }
 }
