@@ -18,6 +18,93 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the simulated Magento store and Xero organisation until interrupted.
     Sandbox(SandboxArgs),
+    /// Sync orders, contacts and payments from Magento into Xero.
+    Sync(SyncArgs),
+    /// Dry run for one order: the exact Xero requests, nothing sent.
+    Plan(PlanArgs),
+    /// Check every account code, tax type, bank account, currency and category rule in the
+    /// config against the live organisation and store.
+    Check(ConfigArg),
+    /// Inspect and act on the dead-letter queue.
+    Dlq(DlqArgs),
+    /// Benchmarks that print numbers (JSON).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// Path to the tally config (TOML).
+    #[arg(long, short, env = "TALLY_CONFIG", default_value = "tally.toml")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Catch up, print a summary and exit (non-zero if anything was dead-lettered).
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The Magento order number (increment id), e.g. 000000123.
+    #[arg(long)]
+    pub order: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DlqArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(subcommand)]
+    pub action: DlqAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqAction {
+    /// List dead letters: record, field and remote message.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send dead letters back into the flow (after fixing the cause).
+    Retry {
+        /// The dead letter's key (as shown by `list`), e.g. order:000000123.
+        id: Option<String>,
+        /// Retry every dead letter.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+    /// Remove a dead letter for good (the record stays out of Xero).
+    Drop { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// Sandbox plus engine in one process: a backfill of N orders.
+    Backfill {
+        #[arg(long, default_value_t = 2000)]
+        orders: usize,
+        /// Simulated seconds per real second for the sandbox and the budget.
+        #[arg(long, default_value_t = 60.0)]
+        time_scale: f64,
+        /// Lift Xero's rate limits (measures the engine, not the budget).
+        #[arg(long)]
+        unlimited: bool,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
 }
 
 #[derive(Debug, Args)]

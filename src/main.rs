@@ -1,13 +1,9 @@
 //! `tally`: keeps a Magento 2 store and a Xero organisation in agreement.
 
-mod cli;
-mod cmd;
-mod config;
-
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = tally::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -15,7 +11,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    match runtime.block_on(cmd::run(cli)) {
+    match runtime.block_on(tally::cmd::run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

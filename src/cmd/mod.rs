@@ -10,5 +10,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Demo(args) => sandbox::demo(args).await,
+        other => anyhow::bail!("{other:?}: not available in this build yet"),
     }
 }
