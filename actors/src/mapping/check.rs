@@ -273,9 +273,16 @@ fn distance(a: &str, b: &str) -> usize {
 }
 
 fn closest<'a>(want: &str, options: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    // Ties go to the longest shared prefix: "2010" means 201 rather than 200.
+    let prefix = |o: &str| {
+        want.chars()
+            .zip(o.chars())
+            .take_while(|(a, b)| a.eq_ignore_ascii_case(b))
+            .count()
+    };
     options
         .map(|o| (distance(want, o), o))
-        .min_by_key(|(d, o)| (*d, o.len()))
+        .min_by_key(|(d, o)| (*d, std::cmp::Reverse(prefix(o)), o.len()))
         .map(|(_, o)| o)
 }
 

@@ -42,6 +42,8 @@ struct CategoryNode {
 pub struct Catalogue {
     products: HashMap<String, ProductFacts>,
     xero_items: HashSet<String>,
+    /// Every category in the tree below the roots, products or not (rules may name an empty one).
+    tree_categories: BTreeSet<String>,
 }
 
 /// Magento list responses are `{items:[...]}`; single-purpose callers may pass a bare array.
@@ -91,7 +93,14 @@ impl Catalogue {
             .entry("0".to_owned())
             .or_insert_with(|| "None".to_owned());
 
-        let mut cat = Catalogue::default();
+        let mut cat = Catalogue {
+            tree_categories: nodes
+                .values()
+                .filter(|n| n.level > 1)
+                .map(|n| n.name.clone())
+                .collect(),
+            ..Default::default()
+        };
         for product in items_of(products, "items", "products")? {
             let Some(sku) = product.get("sku").and_then(Value::as_str) else {
                 continue;
@@ -196,12 +205,15 @@ impl Catalogue {
         self.products.is_empty()
     }
 
-    /// Every category name any product is in (for `tally check`).
+    /// Every category name in the tree or on a product (for `tally check`).
     pub fn category_names(&self) -> BTreeSet<String> {
-        self.products
-            .values()
-            .flat_map(|p| p.categories.iter().cloned())
-            .collect()
+        let mut names = self.tree_categories.clone();
+        names.extend(
+            self.products
+                .values()
+                .flat_map(|p| p.categories.iter().cloned()),
+        );
+        names
     }
 
     /// Every tax class name in use by a product (for `tally check`).
