@@ -171,3 +171,23 @@ fn store_side_gaps_unmapped_class_method_currency_and_category_typo() {
     // Errors sort before warnings.
     assert_eq!(problems.last().unwrap().severity, Severity::Warning);
 }
+
+#[test]
+fn org_context_for_invoices_comes_from_the_same_facts() {
+    use rust_decimal_macros::dec;
+    use tally_actors::mapping::OrgContext;
+    let mut facts = org(true);
+    facts.tax_rates[0].status = "ARCHIVED".into();
+    let mut cat = Catalogue::default();
+    cat.set_xero_items(&json!({"Items":[{"Code":"TEE"},{"Code":"MUG"}]}))
+        .unwrap();
+    let ctx = OrgContext::from_facts(&facts, &cat);
+    assert_eq!(ctx.base_currency, "GBP");
+    assert_eq!(ctx.tax_rates.get("RROUTPUT"), Some(&dec!(5)));
+    assert_eq!(
+        ctx.tax_rates.get("OUTPUT2"),
+        None,
+        "archived rates cannot be used"
+    );
+    assert!(ctx.item_codes.contains("TEE") && ctx.item_codes.contains("MUG"));
+}

@@ -13,13 +13,17 @@
 //! Magento's `base_to_order_rate` is order-currency units per base unit (base × rate = order),
 //! i.e. the same direction, so when the store's base currency is the organisation's base it is
 //! sent as is, not inverted. See [`currency_rate`].
+//!
+//! Unit amounts keep up to 4 decimal places, so the client must post with `unitdp=4`.
 
 use std::collections::{HashMap, HashSet};
 
 use rust_decimal::Decimal;
 
+use super::check::XeroOrgFacts;
 use super::rules::MappingRules;
 use super::xero_math::{self, ComputedInvoice};
+use crate::model::catalogue::Catalogue;
 use crate::model::error::RecordError;
 use crate::model::money::{cents, round_dp, round2};
 use crate::model::order::Order;
@@ -38,6 +42,18 @@ pub struct OrgContext {
     pub tax_rates: HashMap<String, Decimal>,
     /// Codes of the organisation's Items: a line names an item only when it exists.
     pub item_codes: HashSet<String>,
+}
+
+impl OrgContext {
+    /// From the organisation facts (`tally check` reads the same ones) and the catalogue's
+    /// record of which SKUs exist as Xero items.
+    pub fn from_facts(facts: &XeroOrgFacts, catalogue: &Catalogue) -> Self {
+        OrgContext {
+            base_currency: facts.base_currency.clone(),
+            tax_rates: facts.active_tax_rates(),
+            item_codes: catalogue.xero_items().clone(),
+        }
+    }
 }
 
 /// Why the invoice has a rounding line.

@@ -38,6 +38,8 @@ pub struct Order {
     pub tax_amount: Decimal,
     pub subtotal: Decimal,
     pub grand_total: Decimal,
+    /// In the store's base currency, for reconciling against base-currency reports.
+    pub base_grand_total: Option<Decimal>,
     pub payment: Payment,
 }
 
@@ -402,6 +404,7 @@ impl Order {
             tax_amount,
             subtotal,
             grand_total,
+            base_grand_total: p.money_opt(json, "", "base_grand_total")?,
             payment,
         })
     }
