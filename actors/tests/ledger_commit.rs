@@ -577,6 +577,23 @@ async fn cursors_tokens_and_discrepancies() {
     assert_eq!(d[0].0, "order:1:total");
 }
 
+#[test]
+fn token_bytes_never_appear_in_debug_output() {
+    let w = Write::SetToken {
+        name: "xero".into(),
+        bytes: b"refresh-token-abc123".to_vec(),
+    };
+    let shown = format!("{w:?}");
+    assert!(
+        shown.contains("xero") && shown.contains("20 bytes redacted"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("abc123") && !shown.contains("114, 101"),
+        "{shown}"
+    );
+}
+
 #[tokio::test]
 async fn money_in_data_keeps_its_exact_decimal_text() {
     let (_dir, ledger) = open();

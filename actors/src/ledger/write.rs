@@ -6,7 +6,7 @@ use super::stage::Stage;
 use std::collections::BTreeMap;
 
 /// One change. A `commit` of several writes is atomic: all of them or none.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Write {
     /// Create or update an entity. `state.version` must be the version read (0 for a new
     /// entity); the stage move must be legal (see [`Stage`]). Keeps the stage, due, intent and
@@ -43,6 +43,59 @@ pub enum Write {
     },
     /// Idempotent: removing an absent discrepancy is not an error.
     RemoveDiscrepancy { key: String },
+}
+
+/// By hand so that token bytes never reach a log line through `{:?}`.
+impl std::fmt::Debug for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Write::Put {
+                state,
+                actor,
+                detail,
+            } => f
+                .debug_struct("Put")
+                .field("state", state)
+                .field("actor", actor)
+                .field("detail", detail)
+                .finish(),
+            Write::DeadLetter { letter, actor } => f
+                .debug_struct("DeadLetter")
+                .field("letter", letter)
+                .field("actor", actor)
+                .finish(),
+            Write::Revive { key, to, actor } => f
+                .debug_struct("Revive")
+                .field("key", key)
+                .field("to", to)
+                .field("actor", actor)
+                .finish(),
+            Write::DropDeadLetter { key, actor } => f
+                .debug_struct("DropDeadLetter")
+                .field("key", key)
+                .field("actor", actor)
+                .finish(),
+            Write::SetCursor { name, value } => f
+                .debug_struct("SetCursor")
+                .field("name", name)
+                .field("value", value)
+                .finish(),
+            Write::SetToken { name, bytes } => f
+                .debug_struct("SetToken")
+                .field("name", name)
+                .field("bytes", &format_args!("<{} bytes redacted>", bytes.len()))
+                .finish(),
+            Write::PutDiscrepancy { key, value } => f
+                .debug_struct("PutDiscrepancy")
+                .field("key", key)
+                .field("value", value)
+                .finish(),
+            Write::RemoveDiscrepancy { key } => f
+                .debug_struct("RemoveDiscrepancy")
+                .field("key", key)
+                .finish(),
+        }
+    }
 }
 
 /// What a successful commit did.
