@@ -278,3 +278,13 @@ fn a_second_open_of_the_same_file_is_an_error_not_a_second_writer() {
     let err = Ledger::open(&path).unwrap_err();
     assert!(matches!(err, LedgerError::Open { .. }), "{err}");
 }
+
+#[test]
+fn the_ledger_config_table_opens_the_file_and_rejects_unknown_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cfg.redb");
+    let cfg: LedgerConfig = serde_json::from_value(json!({ "path": path })).unwrap();
+    let ledger = cfg.open().unwrap();
+    assert_eq!(ledger.path(), path);
+    assert!(serde_json::from_value::<LedgerConfig>(json!({ "path": "x", "paht": "y" })).is_err());
+}
