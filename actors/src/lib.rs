@@ -1,5 +1,5 @@
 //! tally engine
-pub mod link;
+
 pub mod model;
 pub mod mapping;
 pub mod budget;
@@ -7,3 +7,4 @@ pub mod retry;
 pub mod xero;
 pub mod magento;
 pub mod ledger;
+pub mod link;

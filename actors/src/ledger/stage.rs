@@ -71,7 +71,8 @@ impl EntityKind {
 /// * Order: `Seen → ContactReady → InvoicePosting → Invoiced → PaymentPosting → Paid →
 ///   WrittenBack`; `Seen → Skipped` (out of scope, e.g. cancelled before sync);
 ///   `Invoiced → Skipped` (unpaid: no payment needed yet); `Skipped → Seen` (the order changed
-///   and is re-evaluated); `Skipped → PaymentPosting` (a payment arrived later);
+///   and is re-evaluated); `Skipped → Invoiced` (a payment arrived in Magento: back in the
+///   payments queue); `Skipped → PaymentPosting` (a payment arrived later);
 ///   `Invoiced | Skipped → Paid` (paid in Xero directly, seen by the reconciler).
 /// * Contact: `ContactPending → ContactPosting → ContactDone`; `ContactPending → ContactDone`
 ///   (found by lookup, nothing to create); `ContactDone → ContactPending` (details changed).
@@ -172,6 +173,7 @@ pub fn can_move(kind: EntityKind, from: Stage, to: Stage) -> bool {
                 | (Invoiced, Skipped)
                 | (Invoiced, Paid)
                 | (Skipped, Seen)
+                | (Skipped, Invoiced)
                 | (Skipped, PaymentPosting)
                 | (Skipped, Paid)
                 | (PaymentPosting, Paid)

@@ -1,0 +1,434 @@
+//! Contacts: finds or creates the Xero contact of every order's customer, in batches.
+//!
+//! One lookup serves a whole batch (`ContactNumber == … OR EmailAddress.ToLower() == …`), and
+//! only customers Xero does not already know are created, with one PUT of up to 50. A
+//! customer known from an earlier order costs no call at all: the ledger remembers the
+//! ContactID. The create's intent is committed before the PUT; after a crash the next round
+//! simply looks the batch up again, which finds whatever the lost PUT created.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::context::{LinkContext, bury, fail_or_bury, is_due, now_ms};
+use super::keys::batch_key;
+use super::stage::{RoundError, RoundReport, StageWorker};
+use crate::budget::Priority;
+use crate::ledger::{EntityKind, EntityState, Intent, Stage, Write};
+use crate::mapping::contact::{
+    ContactMatch, contact_for, contact_number, disambiguated_name, find_existing, update_for,
+};
+use crate::model::xero::Contact;
+use crate::model::{Order, RecordError};
+use crate::xero::{ElementOutcome, WriteMethod};
+
+const ACTOR: &str = "contacts";
+
+pub struct ContactsWorker {
+    ctx: Arc<LinkContext>,
+}
+
+impl ContactsWorker {
+    pub fn new(ctx: Arc<LinkContext>) -> Self {
+        Self { ctx }
+    }
+}
+
+/// One customer and the orders waiting for them.
+struct Group {
+    number: String,
+    email: String,
+    wanted: Contact,
+    orders: Vec<EntityState>,
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn lookup_where(groups: &[Group]) -> String {
+    let mut clauses = Vec::with_capacity(groups.len() * 2);
+    for g in groups {
+        clauses.push(format!("ContactNumber=={}", quote(&g.number)));
+        if !g.email.is_empty() {
+            clauses.push(format!("EmailAddress.ToLower()=={}", quote(&g.email)));
+        }
+    }
+    clauses.join(" OR ")
+}
+
+fn ready(mut order: EntityState, contact_id: &str, number: &str) -> Write {
+    order.stage = Stage::ContactReady;
+    order.retry_at_ms = None;
+    order.last_error = None;
+    order.attempts = 0;
+    order
+        .links
+        .insert("contact_id".into(), contact_id.to_owned());
+    order
+        .links
+        .insert("contact_number".into(), number.to_owned());
+    Write::Put {
+        state: order,
+        actor: ACTOR.into(),
+        detail: format!("contact {number} is Xero ContactID={contact_id}"),
+    }
+}
+
+fn contact_done(ctx_state: Option<EntityState>, g: &Group, contact_id: &str, how: &str) -> Write {
+    let mut s = ctx_state.unwrap_or_else(|| {
+        EntityState::new(
+            EntityKind::Contact,
+            &g.number,
+            serde_json::to_value(&g.wanted).unwrap_or_default(),
+        )
+    });
+    s.stage = Stage::ContactDone;
+    s.intent = None;
+    s.retry_at_ms = None;
+    s.last_error = None;
+    s.links.insert("contact_id".into(), contact_id.to_owned());
+    s.links.insert("email".into(), g.email.clone());
+    Write::Put {
+        state: s,
+        actor: ACTOR.into(),
+        detail: format!("{how}: ContactID={contact_id}"),
+    }
+}
+
+impl ContactsWorker {
+    async fn process(&self, groups: Vec<Group>) -> Result<RoundReport, RoundError> {
+        let ctx = &self.ctx;
+        let mut report = RoundReport::default();
+        let mut writes: Vec<Vec<Write>> = Vec::new();
+
+        // 1. One lookup for the whole batch.
+        let query = [
+            ("where", lookup_where(&groups)),
+            ("includeArchived", "true".to_owned()),
+        ];
+        let found = match ctx
+            .xero
+            .list_paged("Contacts", &query, None, Priority::Contact)
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                let reason = format!("contact lookup failed: {e}");
+                for g in groups {
+                    for o in g.orders {
+                        let (w, dead) = fail_or_bury(ctx, o, ACTOR, &reason, None);
+                        report.retrying += usize::from(!dead);
+                        report.dead += usize::from(dead);
+                        writes.push(vec![w]);
+                    }
+                }
+                self.commit(writes).await?;
+                return Ok(report);
+            }
+        };
+        let candidates: Vec<Contact> = found
+            .into_iter()
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .collect();
+
+        // 2. Adopt what Xero already has; collect updates and creates.
+        let mut updates: Vec<(Group, Contact)> = Vec::new();
+        let mut creates: Vec<Group> = Vec::new();
+        for g in groups {
+            let matched = find_existing(&candidates, &g.number, &g.email);
+            match matched {
+                ContactMatch::ByNumber(c) | ContactMatch::ByEmail(c) if c.contact_id.is_some() => {
+                    let id = c.contact_id.clone().unwrap_or_default();
+                    if let Some(update) = update_for(c, &g.wanted) {
+                        updates.push((g, update));
+                        continue;
+                    }
+                    let existing = ctx
+                        .ledger
+                        .get(&EntityKind::Contact.key(&g.number))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let mut batch = vec![contact_done(existing, &g, &id, "found in Xero")];
+                    report.done += g.orders.len();
+                    batch.extend(g.orders.into_iter().map(|o| ready(o, &id, &g.number)));
+                    writes.push(batch);
+                }
+                _ => creates.push(g),
+            }
+        }
+
+        // 3. Updates (set our ContactNumber on a contact matched by email): one POST.
+        if !updates.is_empty() {
+            let bodies: Vec<Value> = updates
+                .iter()
+                .map(|(_, c)| serde_json::to_value(c).unwrap_or_default())
+                .collect();
+            let key = batch_key("contacts-update", &bodies);
+            let outcome = ctx
+                .xero
+                .batch_write(
+                    WriteMethod::Post,
+                    "Contacts",
+                    bodies,
+                    &key,
+                    Priority::Contact,
+                )
+                .await;
+            match outcome {
+                Ok(results) => {
+                    for ((g, c), r) in updates.into_iter().zip(results) {
+                        let id = c.contact_id.clone().unwrap_or_default();
+                        if let ElementOutcome::Rejected { messages, .. } = &r {
+                            tracing::warn!(contact = %g.number, messages = ?messages, "Contact update refused; using the contact as it is.");
+                        }
+                        let existing = ctx
+                            .ledger
+                            .get(&EntityKind::Contact.key(&g.number))
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        let mut batch = vec![contact_done(
+                            existing,
+                            &g,
+                            &id,
+                            "matched by email and updated",
+                        )];
+                        report.done += g.orders.len();
+                        batch.extend(g.orders.into_iter().map(|o| ready(o, &id, &g.number)));
+                        writes.push(batch);
+                    }
+                }
+                Err(e) => {
+                    let reason = format!("contact update failed: {e}");
+                    for (g, _) in updates {
+                        for o in g.orders {
+                            let (w, dead) = fail_or_bury(ctx, o, ACTOR, &reason, None);
+                            report.retrying += usize::from(!dead);
+                            report.dead += usize::from(dead);
+                            writes.push(vec![w]);
+                        }
+                    }
+                }
+            }
+        }
+
+        // 4. Creates: intent first, then one PUT; a name clash retries with a disambiguated name.
+        let mut pending = creates;
+        for _pass in 0..2 {
+            if pending.is_empty() {
+                break;
+            }
+            let bodies: Vec<Value> = pending
+                .iter()
+                .map(|g| serde_json::to_value(&g.wanted).unwrap_or_default())
+                .collect();
+            let key = batch_key("contacts-create", &bodies);
+            let mut intents = Vec::new();
+            for (g, body) in pending.iter().zip(&bodies) {
+                let ckey = EntityKind::Contact.key(&g.number);
+                let mut s = match ctx.ledger.get(&ckey).await.map_err(|e| e.to_string())? {
+                    Some(s) => s,
+                    None => EntityState::new(EntityKind::Contact, &g.number, body.clone()),
+                };
+                s.data = body.clone();
+                s.stage = Stage::ContactPosting;
+                s.intent = Some(Intent {
+                    op: "PUT Contacts".into(),
+                    idempotency_key: key.clone(),
+                    body_sha256: super::keys::sha256_hex(body),
+                    batch_id: key.clone(),
+                    committed_at_ms: now_ms(),
+                });
+                intents.push(Write::Put {
+                    state: s,
+                    actor: ACTOR.into(),
+                    detail: format!("intent PUT Contacts key={key}"),
+                });
+            }
+            self.ctx
+                .ledger
+                .commit(intents)
+                .await
+                .map_err(|e| format!("ledger: {e}"))?;
+            let result = ctx
+                .xero
+                .batch_write(
+                    WriteMethod::Put,
+                    "Contacts",
+                    bodies,
+                    &key,
+                    Priority::Contact,
+                )
+                .await;
+            let results = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    let reason = format!("contact create failed: {e}");
+                    let permanent = e.failure().is_permanent();
+                    for g in pending.drain(..) {
+                        for o in g.orders {
+                            if permanent {
+                                let err = RecordError::new(
+                                    super::context::record_name(&o.key),
+                                    "customer",
+                                    reason.clone(),
+                                );
+                                writes.push(vec![bury(&o, ACTOR, &err, Some(e.to_string()))]);
+                                report.dead += 1;
+                            } else {
+                                let (w, dead) = fail_or_bury(ctx, o, ACTOR, &reason, None);
+                                report.retrying += usize::from(!dead);
+                                report.dead += usize::from(dead);
+                                writes.push(vec![w]);
+                            }
+                        }
+                    }
+                    break;
+                }
+            };
+            let mut retry = Vec::new();
+            for (mut g, r) in pending.drain(..).zip(results) {
+                match r {
+                    ElementOutcome::Ok { value } => {
+                        let id = value
+                            .get("ContactID")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned();
+                        let existing = ctx
+                            .ledger
+                            .get(&EntityKind::Contact.key(&g.number))
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        let mut batch = vec![contact_done(existing, &g, &id, "created in Xero")];
+                        report.done += g.orders.len();
+                        batch.extend(g.orders.into_iter().map(|o| ready(o, &id, &g.number)));
+                        writes.push(batch);
+                    }
+                    ElementOutcome::Rejected { messages, .. } => {
+                        let text = messages.join("; ");
+                        if text.contains("already assigned to another contact") && _pass == 0 {
+                            let base = g.wanted.name.clone().unwrap_or_default();
+                            g.wanted.name = Some(disambiguated_name(&base, &g.number));
+                            retry.push(g);
+                            continue;
+                        }
+                        for o in g.orders {
+                            let err = RecordError::new(
+                                super::context::record_name(&o.key),
+                                "customer",
+                                format!("Xero refused the contact {}", g.number),
+                            );
+                            writes.push(vec![bury(&o, ACTOR, &err, Some(text.clone()))]);
+                            report.dead += 1;
+                        }
+                    }
+                }
+            }
+            pending = retry;
+        }
+        self.commit(writes).await?;
+        Ok(report)
+    }
+
+    /// Commits each group on its own so one stale entity cannot fail the others.
+    async fn commit(&self, writes: Vec<Vec<Write>>) -> Result<(), RoundError> {
+        for r in self.ctx.ledger.commit_each(writes).await {
+            if let Err(e) = r {
+                // A concurrent update (ingest refreshed the order) — the next round redoes it.
+                tracing::debug!(error = %e, "Contact outcome not committed; will be redone.");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl StageWorker for ContactsWorker {
+    async fn round(&self) -> Result<RoundReport, RoundError> {
+        let ctx = &self.ctx;
+        let now = now_ms();
+        let orders: Vec<EntityState> = ctx
+            .ledger
+            .by_stage(Stage::Seen, ctx.settings.round_limit)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|s| is_due(s, now))
+            .collect();
+        if orders.is_empty() {
+            return Ok(RoundReport::default());
+        }
+        let mut report = RoundReport {
+            picked: orders.len(),
+            ..Default::default()
+        };
+        let raws: Vec<&Value> = orders.iter().map(|o| &o.data).collect();
+        if let Err(e) = ctx.ensure_skus(&raws).await {
+            tracing::warn!(error = %e, "Could not describe SKUs; contacts wait.");
+            return Ok(RoundReport::default());
+        }
+        // Group by customer; bad input is dead-lettered here.
+        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        let mut immediate: Vec<Vec<Write>> = Vec::new();
+        let mut known: HashMap<String, Option<String>> = HashMap::new();
+        for o in orders {
+            let order: Order = match ctx.parse_order(&o.data) {
+                Ok(order) => order,
+                Err(err) => {
+                    immediate.push(vec![bury(&o, ACTOR, &err, None)]);
+                    report.dead += 1;
+                    continue;
+                }
+            };
+            let number = contact_number(&order);
+            if !known.contains_key(&number) {
+                let stored = ctx
+                    .ledger
+                    .get(&EntityKind::Contact.key(&number))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let id = stored
+                    .filter(|s| s.stage == Stage::ContactDone)
+                    .and_then(|s| s.links.get("contact_id").cloned());
+                known.insert(number.clone(), id);
+            }
+            if let Some(Some(id)) = known.get(&number) {
+                immediate.push(vec![ready(o, id, &number)]);
+                report.done += 1;
+                continue;
+            }
+            let g = groups.entry(number.clone()).or_insert_with(|| Group {
+                number,
+                email: order.customer.email_key.clone(),
+                wanted: contact_for(&order),
+                orders: Vec::new(),
+            });
+            g.orders.push(o);
+        }
+        self.commit(immediate).await?;
+        let groups: Vec<Group> = groups.into_values().collect();
+        let batches: Vec<Vec<Group>> = chunk(groups, ctx.settings.batch_size);
+        let results = futures::future::join_all(batches.into_iter().map(|b| self.process(b))).await;
+        for r in results {
+            report.add(RoundReport { picked: 0, ..r? });
+        }
+        Ok(report)
+    }
+}
+
+/// Splits a vector into chunks of at most `n`, keeping order.
+pub fn chunk<T>(items: Vec<T>, n: usize) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    let mut cur = Vec::with_capacity(n);
+    for item in items {
+        cur.push(item);
+        if cur.len() == n {
+            out.push(std::mem::replace(&mut cur, Vec::with_capacity(n)));
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}

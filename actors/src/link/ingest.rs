@@ -1,0 +1,194 @@
+//! Ingest: polls Magento for new and changed orders and records them in the ledger.
+//!
+//! An order enters the ledger in the same commit as the cursor that read it, so a crash
+//! re-reads orders rather than skipping them. Bad input is dead-lettered here, at the door,
+//! with the record and field named, and never holds up the orders around it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::Value;
+
+use super::context::{LinkContext, bury, now_ms};
+use super::stage::{RoundError, RoundReport, StageWorker};
+use crate::ledger::{EntityKind, EntityState, Stage, Write};
+use crate::magento::{OrderCursor, OrderPoller};
+
+pub const CURSOR: &str = "magento.orders";
+const ACTOR: &str = "ingest";
+
+pub struct IngestWorker {
+    ctx: Arc<LinkContext>,
+    poller: OrderPoller,
+    /// Set once a poll came back empty: the backlog is read (used by `sync --once`).
+    caught_up: Arc<AtomicBool>,
+}
+
+impl IngestWorker {
+    pub fn new(ctx: Arc<LinkContext>, caught_up: Arc<AtomicBool>) -> Self {
+        let overlap = std::time::Duration::from_secs(120);
+        let poller = OrderPoller::new(ctx.magento.clone(), overlap)
+            .with_page_size(ctx.magento.page_size())
+            .with_max_per_poll(ctx.settings.round_limit.max(100));
+        Self {
+            ctx,
+            poller,
+            caught_up,
+        }
+    }
+}
+
+/// What an incoming Magento order means for the entity already in the ledger.
+fn merge(existing: Option<EntityState>, raw: Value, increment_id: &str) -> Option<EntityState> {
+    match existing {
+        None => Some(EntityState::new(EntityKind::Order, increment_id, raw)),
+        Some(mut s) => match s.stage {
+            // Not yet sent anywhere: take the newer copy.
+            Stage::Seen | Stage::ContactReady => {
+                s.data = raw;
+                Some(s)
+            }
+            // Invoiced but unpaid: a payment may have arrived in Magento.
+            Stage::Skipped => {
+                let paid = raw
+                    .pointer("/payment/amount_paid")
+                    .is_some_and(|v| !is_zero(v));
+                s.data = raw;
+                if paid {
+                    s.stage = Stage::Invoiced;
+                    s.retry_at_ms = None;
+                }
+                Some(s)
+            }
+            // Keep the fresh copy so an operator's retry uses the corrected order.
+            Stage::Dead => {
+                s.data = raw;
+                Some(s)
+            }
+            _ => None,
+        },
+    }
+}
+
+fn is_zero(v: &Value) -> bool {
+    crate::model::money::parse_money(v)
+        .map(|d| d.is_zero())
+        .unwrap_or(true)
+}
+
+impl StageWorker for IngestWorker {
+    async fn round(&self) -> Result<RoundReport, RoundError> {
+        let ctx = &self.ctx;
+        let cursor: OrderCursor =
+            match ctx.ledger.cursor(CURSOR).await.map_err(|e| e.to_string())? {
+                Some(v) => serde_json::from_value(v)
+                    .map_err(|e| format!("stored order cursor is unreadable: {e}"))?,
+                None => OrderCursor::default(),
+            };
+        let (orders, next) = match self.poller.poll(&cursor).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Magento unreachable: nothing to record; the tick tries again.
+                tracing::warn!(error = %e, "Magento order poll failed.");
+                return Ok(RoundReport::default());
+            }
+        };
+        if orders.is_empty() {
+            self.caught_up.store(true, Ordering::Relaxed);
+            if next != cursor {
+                let value = serde_json::to_value(&next).map_err(|e| e.to_string())?;
+                ctx.ledger
+                    .commit(vec![Write::SetCursor {
+                        name: CURSOR.into(),
+                        value,
+                    }])
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            return Ok(RoundReport::default());
+        }
+        self.caught_up.store(false, Ordering::Relaxed);
+        let refs: Vec<&Value> = orders.iter().collect();
+        if let Err(e) = ctx.ensure_skus(&refs).await {
+            tracing::warn!(error = %e, "Could not describe new SKUs; retrying on the next poll.");
+            return Ok(RoundReport::default());
+        }
+        let mut report = RoundReport {
+            picked: orders.len(),
+            ..Default::default()
+        };
+        let mut writes = Vec::with_capacity(orders.len() + 1);
+        for raw in orders {
+            let Some(increment_id) = raw
+                .get("increment_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+            else {
+                tracing::warn!("Magento returned an order without increment_id; skipped.");
+                continue;
+            };
+            let key = EntityKind::Order.key(&increment_id);
+            let existing = ctx.ledger.get(&key).await.map_err(|e| e.to_string())?;
+            let was_new = existing.is_none();
+            let was_dead = existing.as_ref().is_some_and(|s| s.stage == Stage::Dead);
+            let Some(mut state) = merge(existing, raw, &increment_id) else {
+                continue;
+            };
+            if was_dead {
+                // Refresh the stored copy only; the operator decides when to retry.
+                writes.push(Write::Put {
+                    state,
+                    actor: ACTOR.into(),
+                    detail: "Magento order updated while dead-lettered".into(),
+                });
+                continue;
+            }
+            match ctx.parse_order(&state.data) {
+                Ok(order) => {
+                    if let Some(id) = state.data.get("entity_id").and_then(Value::as_u64) {
+                        state
+                            .links
+                            .insert("magento_entity_id".into(), id.to_string());
+                    }
+                    state
+                        .links
+                        .insert("email".into(), order.customer.email_key.clone());
+                    let detail = if was_new {
+                        "seen in Magento".to_owned()
+                    } else {
+                        "Magento order updated".to_owned()
+                    };
+                    writes.push(Write::Put {
+                        state,
+                        actor: ACTOR.into(),
+                        detail,
+                    });
+                    report.done += 1;
+                }
+                Err(err) => {
+                    state.updated_at_ms = now_ms();
+                    let letter = bury(&state, ACTOR, &err, None);
+                    if was_new {
+                        writes.push(Write::Put {
+                            state,
+                            actor: ACTOR.into(),
+                            detail: "seen in Magento".into(),
+                        });
+                    }
+                    writes.push(letter);
+                    report.dead += 1;
+                }
+            }
+        }
+        let value = serde_json::to_value(&next).map_err(|e| e.to_string())?;
+        writes.push(Write::SetCursor {
+            name: CURSOR.into(),
+            value,
+        });
+        ctx.ledger
+            .commit(writes)
+            .await
+            .map_err(|e| format!("ledger: {e}"))?;
+        Ok(report)
+    }
+}

@@ -1,0 +1,345 @@
+//! Invoices: one ACCREC invoice per order, posted in batches of up to 50.
+//!
+//! The plan (lines, tax, rounding line) comes from `mapping::invoice_for`, which replicates
+//! Xero's arithmetic so the invoice's `Total` equals Magento's `grand_total` before it is
+//! sent. The intent (with the batch's idempotency key) is committed before the PUT; an order
+//! found in `InvoicePosting` at the start of a round — a crash, or a call whose outcome was
+//! lost — is first looked up by its InvoiceNumber (the Magento increment id) and adopted if
+//! Xero has it, and only re-sent if Xero does not. Xero itself refuses a second ACCREC
+//! invoice with the same number, which is the last line of defence against duplicates.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use super::contacts::chunk;
+use super::context::{LinkContext, bury, fail_or_bury, is_due, now_ms, record_name};
+use super::keys::{batch_key, sha256_hex};
+use super::stage::{RoundError, RoundReport, StageWorker};
+use crate::budget::Priority;
+use crate::ledger::{EntityState, Intent, Stage, Write};
+use crate::mapping::invoice_for;
+use crate::model::RecordError;
+use crate::model::money::parse_money;
+use crate::xero::{ElementOutcome, WriteMethod};
+
+const ACTOR: &str = "invoices";
+
+pub struct InvoicesWorker {
+    ctx: Arc<LinkContext>,
+}
+
+impl InvoicesWorker {
+    pub fn new(ctx: Arc<LinkContext>) -> Self {
+        Self { ctx }
+    }
+}
+
+/// Moves an order to `Invoiced`, recording Xero's ids and checking its total.
+fn invoiced(
+    mut order: EntityState,
+    xero: &Value,
+    expected_total: Option<Decimal>,
+    how: &str,
+) -> Write {
+    let id = xero
+        .get("InvoiceID")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let total = xero.get("Total").and_then(|t| parse_money(t).ok());
+    order.stage = Stage::Invoiced;
+    order.intent = None;
+    order.retry_at_ms = None;
+    order.last_error = None;
+    order.attempts = 0;
+    order.links.insert("invoice_id".into(), id.clone());
+    if let Some(n) = xero.get("InvoiceNumber").and_then(Value::as_str) {
+        order.links.insert("invoice_number".into(), n.to_owned());
+    }
+    if let Some(t) = total {
+        order.links.insert("xero_total".into(), t.to_string());
+    }
+    let mut detail = format!("{how}: InvoiceID={id}");
+    if let (Some(t), Some(e)) = (total, expected_total) {
+        if t == e {
+            detail.push_str(&format!(", Total {t} equals Magento's grand total"));
+        } else {
+            detail.push_str(&format!(
+                ", WARNING Total {t} differs from Magento's grand total {e}"
+            ));
+            tracing::warn!(order = %order.key, xero_total = %t, magento_total = %e, "Invoice total differs from Magento.");
+        }
+    }
+    Write::Put {
+        state: order,
+        actor: ACTOR.into(),
+        detail,
+    }
+}
+
+impl InvoicesWorker {
+    /// Orders left in `InvoicePosting`: adopt the ones Xero has, return the rest for sending.
+    async fn resolve(
+        &self,
+        stale: Vec<EntityState>,
+        writes: &mut Vec<Vec<Write>>,
+        report: &mut RoundReport,
+    ) -> Result<Vec<EntityState>, RoundError> {
+        if stale.is_empty() {
+            return Ok(stale);
+        }
+        let numbers: Vec<String> = stale
+            .iter()
+            .map(|s| s.key.trim_start_matches("order:").to_owned())
+            .collect();
+        let found = match self
+            .ctx
+            .xero
+            .find_invoices_by_numbers(&numbers, Priority::Invoice)
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                let reason = format!("invoice lookup failed: {e}");
+                for s in stale {
+                    let (w, dead) = fail_or_bury(&self.ctx, s, ACTOR, &reason, None);
+                    report.retrying += usize::from(!dead);
+                    report.dead += usize::from(dead);
+                    writes.push(vec![w]);
+                }
+                return Ok(Vec::new());
+            }
+        };
+        let by_number: HashMap<String, Value> = found
+            .into_iter()
+            .filter(|v| {
+                !matches!(
+                    v.get("Status").and_then(Value::as_str),
+                    Some("VOIDED" | "DELETED")
+                )
+            })
+            .filter_map(|v| Some((v.get("InvoiceNumber")?.as_str()?.to_owned(), v)))
+            .collect();
+        let mut resend = Vec::new();
+        for s in stale {
+            let number = s.key.trim_start_matches("order:").to_owned();
+            match by_number.get(&number) {
+                Some(v) => {
+                    writes.push(vec![invoiced(
+                        s,
+                        v,
+                        None,
+                        "found in Xero after an interrupted post",
+                    )]);
+                    report.done += 1;
+                }
+                None => resend.push(s),
+            }
+        }
+        Ok(resend)
+    }
+
+    async fn post(
+        &self,
+        batch: Vec<(EntityState, Value, Decimal)>,
+    ) -> Result<RoundReport, RoundError> {
+        let ctx = &self.ctx;
+        let mut report = RoundReport::default();
+        let bodies: Vec<Value> = batch.iter().map(|(_, b, _)| b.clone()).collect();
+        let key = batch_key("invoices", &bodies);
+        let mut intents = Vec::with_capacity(batch.len());
+        for (s, body, _) in &batch {
+            let mut s = s.clone();
+            s.stage = Stage::InvoicePosting;
+            s.intent = Some(Intent {
+                op: "PUT Invoices".into(),
+                idempotency_key: key.clone(),
+                body_sha256: sha256_hex(body),
+                batch_id: key.clone(),
+                committed_at_ms: now_ms(),
+            });
+            intents.push(vec![Write::Put {
+                state: s,
+                actor: ACTOR.into(),
+                detail: format!("intent PUT Invoices key={key}"),
+            }]);
+        }
+        // Commit every intent before the call; an entity whose intent did not commit is not sent.
+        let results = ctx.ledger.commit_each(intents).await;
+        let mut sendable = Vec::new();
+        let mut send_bodies = Vec::new();
+        for ((mut s, body, total), r) in batch.into_iter().zip(results) {
+            match r {
+                Ok(info) => {
+                    s.version = info.versions.get(&s.key).copied().unwrap_or(s.version + 1);
+                    s.stage = Stage::InvoicePosting;
+                    send_bodies.push(body);
+                    sendable.push((s, total));
+                }
+                Err(e) => {
+                    tracing::debug!(order = %s.key, error = %e, "Intent not committed; order retried next round.")
+                }
+            }
+        }
+        if sendable.is_empty() {
+            return Ok(report);
+        }
+        // The key must describe exactly what is sent.
+        let key = if send_bodies.len() == bodies.len() {
+            key
+        } else {
+            batch_key("invoices", &send_bodies)
+        };
+        let started = std::time::Instant::now();
+        let outcome = ctx
+            .xero
+            .batch_write(
+                WriteMethod::Put,
+                "Invoices",
+                send_bodies,
+                &key,
+                Priority::Invoice,
+            )
+            .await;
+        metrics::histogram!("tally_xero_call_seconds", "op" => "PUT Invoices")
+            .record(started.elapsed().as_secs_f64());
+        let mut writes = Vec::new();
+        match outcome {
+            Ok(results) => {
+                let mut taken = Vec::new();
+                for ((s, total), r) in sendable.into_iter().zip(results) {
+                    match r {
+                        ElementOutcome::Ok { value } => {
+                            writes.push(vec![invoiced(s, &value, Some(total), "created in Xero")]);
+                            report.done += 1;
+                        }
+                        ElementOutcome::Rejected { messages, .. } => {
+                            let text = messages.join("; ");
+                            if text.contains("must be unique") {
+                                // Xero already has this number: the next round adopts it.
+                                taken.push(s);
+                                continue;
+                            }
+                            let err = RecordError::new(
+                                record_name(&s.key),
+                                "invoice",
+                                "Xero refused the invoice".to_owned(),
+                            );
+                            writes.push(vec![bury(&s, ACTOR, &err, Some(text))]);
+                            report.dead += 1;
+                        }
+                    }
+                }
+                let mut resend = self.resolve(taken, &mut writes, &mut report).await?;
+                for s in resend.drain(..) {
+                    // Refused as a duplicate yet not found: a voided or deleted invoice holds the number.
+                    let err = RecordError::new(
+                        record_name(&s.key),
+                        "increment_id",
+                        "invoice number is taken in Xero by a voided or deleted invoice".to_owned(),
+                    );
+                    writes.push(vec![bury(&s, ACTOR, &err, None)]);
+                    report.dead += 1;
+                }
+            }
+            Err(e) => {
+                let failure = e.failure();
+                let reason = format!("PUT Invoices failed: {e}");
+                for (s, _) in sendable {
+                    if failure.is_permanent() {
+                        let err = RecordError::new(record_name(&s.key), "invoice", reason.clone());
+                        writes.push(vec![bury(&s, ACTOR, &err, Some(e.to_string()))]);
+                        report.dead += 1;
+                    } else {
+                        // Outcome unknown: stays in InvoicePosting; the next round looks it up first.
+                        let (w, dead) = fail_or_bury(ctx, s, ACTOR, &reason, None);
+                        report.retrying += usize::from(!dead);
+                        report.dead += usize::from(dead);
+                        writes.push(vec![w]);
+                    }
+                }
+            }
+        }
+        commit_all(ctx, writes).await;
+        Ok(report)
+    }
+}
+
+pub(crate) async fn commit_all(ctx: &LinkContext, writes: Vec<Vec<Write>>) {
+    for r in ctx.ledger.commit_each(writes).await {
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "Outcome not committed; the entity is redone next round.");
+        }
+    }
+}
+
+impl StageWorker for InvoicesWorker {
+    async fn round(&self) -> Result<RoundReport, RoundError> {
+        let ctx = &self.ctx;
+        let now = now_ms();
+        let limit = ctx.settings.round_limit;
+        let err = |e: crate::ledger::LedgerError| RoundError(e.to_string());
+        let stale: Vec<EntityState> = ctx
+            .ledger
+            .by_stage(Stage::InvoicePosting, limit)
+            .await
+            .map_err(err)?
+            .into_iter()
+            .filter(|s| is_due(s, now))
+            .collect();
+        let ready: Vec<EntityState> = ctx
+            .ledger
+            .by_stage(Stage::ContactReady, limit)
+            .await
+            .map_err(err)?
+            .into_iter()
+            .filter(|s| is_due(s, now))
+            .collect();
+        if stale.is_empty() && ready.is_empty() {
+            return Ok(RoundReport::default());
+        }
+        let mut report = RoundReport {
+            picked: stale.len() + ready.len(),
+            ..Default::default()
+        };
+        let mut writes = Vec::new();
+        let mut candidates = self.resolve(stale, &mut writes, &mut report).await?;
+        candidates.extend(ready);
+        let raws: Vec<&Value> = candidates.iter().map(|o| &o.data).collect();
+        if let Err(e) = ctx.ensure_skus(&raws).await {
+            tracing::warn!(error = %e, "Could not describe SKUs; invoices wait.");
+            commit_all(ctx, writes).await;
+            return Ok(report);
+        }
+        let rules = ctx.rules();
+        let org = ctx.org();
+        let mut planned = Vec::with_capacity(candidates.len());
+        for s in candidates {
+            let plan = ctx.parse_order(&s.data).and_then(|order| {
+                let contact = s.links.get("contact_id").cloned().unwrap_or_default();
+                invoice_for(&order, &contact, &rules, &org)
+            });
+            match plan.and_then(|p| {
+                serde_json::to_value(&p.invoice)
+                    .map(|v| (v, p.expected_total))
+                    .map_err(|e| RecordError::new(record_name(&s.key), "invoice", e.to_string()))
+            }) {
+                Ok((body, total)) => planned.push((s, body, total)),
+                Err(e) => {
+                    writes.push(vec![bury(&s, ACTOR, &e, None)]);
+                    report.dead += 1;
+                }
+            }
+        }
+        commit_all(ctx, writes).await;
+        let batches = chunk(planned, ctx.settings.batch_size);
+        let results = futures::future::join_all(batches.into_iter().map(|b| self.post(b))).await;
+        for r in results {
+            report.add(r?);
+        }
+        Ok(report)
+    }
+}

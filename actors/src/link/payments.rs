@@ -1,0 +1,322 @@
+//! Payments: applies what the customer paid to the order's Xero invoice, into the bank
+//! account mapped for the Magento payment method, in batches of up to 50.
+//!
+//! Same discipline as invoices: intent before the PUT, lookup before any re-send. Xero also
+//! refuses a payment above the amount still due, so a lost-response retry that slipped past
+//! the lookup cannot pay an invoice twice; that refusal is resolved by looking the payment up.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use super::contacts::chunk;
+use super::context::{LinkContext, bury, fail_or_bury, is_due, now_ms, record_name};
+use super::invoices::commit_all;
+use super::keys::{batch_key, sha256_hex};
+use super::stage::{RoundError, RoundReport, StageWorker};
+use crate::budget::Priority;
+use crate::ledger::{EntityState, Intent, Stage, Write};
+use crate::mapping::payment_for;
+use crate::model::RecordError;
+use crate::model::money::parse_money;
+use crate::xero::{ElementOutcome, WriteMethod};
+
+const ACTOR: &str = "payments";
+
+pub struct PaymentsWorker {
+    ctx: Arc<LinkContext>,
+}
+
+impl PaymentsWorker {
+    pub fn new(ctx: Arc<LinkContext>) -> Self {
+        Self { ctx }
+    }
+}
+
+fn paid(mut order: EntityState, payment: &Value, how: &str) -> Write {
+    let id = payment
+        .get("PaymentID")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    order.stage = Stage::Paid;
+    order.intent = None;
+    order.retry_at_ms = None;
+    order.last_error = None;
+    order.attempts = 0;
+    order.links.insert("payment_id".into(), id.clone());
+    let amount = payment
+        .get("Amount")
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    Write::Put {
+        state: order,
+        actor: ACTOR.into(),
+        detail: format!("{how}: PaymentID={id} Amount={amount}"),
+    }
+}
+
+impl PaymentsWorker {
+    /// Orders left in `PaymentPosting`: adopt a payment Xero already holds; the rest are resent.
+    async fn resolve(
+        &self,
+        stale: Vec<EntityState>,
+        writes: &mut Vec<Vec<Write>>,
+        report: &mut RoundReport,
+    ) -> Vec<EntityState> {
+        if stale.is_empty() {
+            return stale;
+        }
+        let ids: Vec<String> = stale
+            .iter()
+            .filter_map(|s| s.links.get("invoice_id").cloned())
+            .collect();
+        let found = match self
+            .ctx
+            .xero
+            .get_payments_for_invoices(&ids, Priority::Payment)
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                let reason = format!("payment lookup failed: {e}");
+                for s in stale {
+                    let (w, dead) = fail_or_bury(&self.ctx, s, ACTOR, &reason, None);
+                    report.retrying += usize::from(!dead);
+                    report.dead += usize::from(dead);
+                    writes.push(vec![w]);
+                }
+                return Vec::new();
+            }
+        };
+        let mut by_invoice: HashMap<String, Value> = HashMap::new();
+        for p in found {
+            if p.get("Status").and_then(Value::as_str) == Some("DELETED") {
+                continue;
+            }
+            if let Some(inv) = p.pointer("/Invoice/InvoiceID").and_then(Value::as_str) {
+                by_invoice.insert(inv.to_owned(), p);
+            }
+        }
+        let mut resend = Vec::new();
+        for s in stale {
+            match s.links.get("invoice_id").and_then(|id| by_invoice.get(id)) {
+                Some(p) => {
+                    writes.push(vec![paid(s, p, "found in Xero after an interrupted post")]);
+                    report.done += 1;
+                }
+                None => resend.push(s),
+            }
+        }
+        resend
+    }
+
+    async fn post(
+        &self,
+        batch: Vec<(EntityState, Value, Decimal)>,
+    ) -> Result<RoundReport, RoundError> {
+        let ctx = &self.ctx;
+        let mut report = RoundReport::default();
+        let mut intents = Vec::with_capacity(batch.len());
+        let bodies: Vec<Value> = batch.iter().map(|(_, b, _)| b.clone()).collect();
+        let key = batch_key("payments", &bodies);
+        for (s, body, _) in &batch {
+            let mut s = s.clone();
+            s.stage = Stage::PaymentPosting;
+            s.intent = Some(Intent {
+                op: "PUT Payments".into(),
+                idempotency_key: key.clone(),
+                body_sha256: sha256_hex(body),
+                batch_id: key.clone(),
+                committed_at_ms: now_ms(),
+            });
+            intents.push(vec![Write::Put {
+                state: s,
+                actor: ACTOR.into(),
+                detail: format!("intent PUT Payments key={key}"),
+            }]);
+        }
+        let results = ctx.ledger.commit_each(intents).await;
+        let mut sendable = Vec::new();
+        let mut send_bodies = Vec::new();
+        for ((mut s, body, _), r) in batch.into_iter().zip(results) {
+            if let Ok(info) = r {
+                s.version = info.versions.get(&s.key).copied().unwrap_or(s.version + 1);
+                s.stage = Stage::PaymentPosting;
+                send_bodies.push(body);
+                sendable.push(s);
+            }
+        }
+        if sendable.is_empty() {
+            return Ok(report);
+        }
+        let key = if send_bodies.len() == bodies.len() {
+            key
+        } else {
+            batch_key("payments", &send_bodies)
+        };
+        let started = std::time::Instant::now();
+        let outcome = ctx
+            .xero
+            .batch_write(
+                WriteMethod::Put,
+                "Payments",
+                send_bodies,
+                &key,
+                Priority::Payment,
+            )
+            .await;
+        metrics::histogram!("tally_xero_call_seconds", "op" => "PUT Payments")
+            .record(started.elapsed().as_secs_f64());
+        let mut writes = Vec::new();
+        match outcome {
+            Ok(results) => {
+                let mut recheck = Vec::new();
+                for (s, r) in sendable.into_iter().zip(results) {
+                    match r {
+                        ElementOutcome::Ok { value } => {
+                            writes.push(vec![paid(s, &value, "applied in Xero")]);
+                            report.done += 1;
+                        }
+                        ElementOutcome::Rejected { messages, .. } => {
+                            let text = messages.join("; ");
+                            if text.contains("exceeds the amount outstanding") {
+                                recheck.push((s, text));
+                                continue;
+                            }
+                            let err = RecordError::new(
+                                record_name(&s.key),
+                                "payment",
+                                "Xero refused the payment".to_owned(),
+                            );
+                            writes.push(vec![bury(&s, ACTOR, &err, Some(text))]);
+                            report.dead += 1;
+                        }
+                    }
+                }
+                let texts: HashMap<String, String> = recheck
+                    .iter()
+                    .map(|(s, t)| (s.key.clone(), t.clone()))
+                    .collect();
+                let left = self
+                    .resolve(
+                        recheck.into_iter().map(|(s, _)| s).collect(),
+                        &mut writes,
+                        &mut report,
+                    )
+                    .await;
+                for s in left {
+                    let err = RecordError::new(
+                        record_name(&s.key),
+                        "payment.amount_paid",
+                        "the payment is more than the invoice still owes".to_owned(),
+                    );
+                    let remote = texts.get(&s.key).cloned();
+                    writes.push(vec![bury(&s, ACTOR, &err, remote)]);
+                    report.dead += 1;
+                }
+            }
+            Err(e) => {
+                let failure = e.failure();
+                let reason = format!("PUT Payments failed: {e}");
+                for s in sendable {
+                    if failure.is_permanent() {
+                        let err = RecordError::new(record_name(&s.key), "payment", reason.clone());
+                        writes.push(vec![bury(&s, ACTOR, &err, Some(e.to_string()))]);
+                        report.dead += 1;
+                    } else {
+                        let (w, dead) = fail_or_bury(ctx, s, ACTOR, &reason, None);
+                        report.retrying += usize::from(!dead);
+                        report.dead += usize::from(dead);
+                        writes.push(vec![w]);
+                    }
+                }
+            }
+        }
+        commit_all(ctx, writes).await;
+        Ok(report)
+    }
+}
+
+impl StageWorker for PaymentsWorker {
+    async fn round(&self) -> Result<RoundReport, RoundError> {
+        let ctx = &self.ctx;
+        let now = now_ms();
+        let limit = ctx.settings.round_limit;
+        let err = |e: crate::ledger::LedgerError| RoundError(e.to_string());
+        let stale: Vec<EntityState> = ctx
+            .ledger
+            .by_stage(Stage::PaymentPosting, limit)
+            .await
+            .map_err(err)?
+            .into_iter()
+            .filter(|s| is_due(s, now))
+            .collect();
+        let ready: Vec<EntityState> = ctx
+            .ledger
+            .by_stage(Stage::Invoiced, limit)
+            .await
+            .map_err(err)?
+            .into_iter()
+            .filter(|s| is_due(s, now))
+            .collect();
+        if stale.is_empty() && ready.is_empty() {
+            return Ok(RoundReport::default());
+        }
+        let mut report = RoundReport {
+            picked: stale.len() + ready.len(),
+            ..Default::default()
+        };
+        let mut writes = Vec::new();
+        let mut candidates = self.resolve(stale, &mut writes, &mut report).await;
+        candidates.extend(ready);
+        let rules = ctx.rules();
+        let mut planned = Vec::new();
+        for mut s in candidates {
+            let invoice_id = s.links.get("invoice_id").cloned().unwrap_or_default();
+            let plan = ctx
+                .parse_order(&s.data)
+                .and_then(|order| payment_for(&order, &invoice_id, &rules));
+            match plan {
+                Ok(Some(p)) => match serde_json::to_value(&p) {
+                    Ok(body) => {
+                        let amount = body
+                            .get("Amount")
+                            .and_then(|a| parse_money(a).ok())
+                            .unwrap_or_default();
+                        planned.push((s, body, amount));
+                    }
+                    Err(e) => {
+                        let err = RecordError::new(record_name(&s.key), "payment", e.to_string());
+                        writes.push(vec![bury(&s, ACTOR, &err, None)]);
+                        report.dead += 1;
+                    }
+                },
+                Ok(None) => {
+                    // Nothing paid yet (e.g. bank transfer): wait for Magento or Xero to say so.
+                    s.stage = Stage::Skipped;
+                    s.intent = None;
+                    writes.push(vec![Write::Put {
+                        state: s,
+                        actor: ACTOR.into(),
+                        detail: "awaiting payment: nothing paid in Magento yet".into(),
+                    }]);
+                    report.done += 1;
+                }
+                Err(e) => {
+                    writes.push(vec![bury(&s, ACTOR, &e, None)]);
+                    report.dead += 1;
+                }
+            }
+        }
+        commit_all(ctx, writes).await;
+        let batches = chunk(planned, ctx.settings.batch_size);
+        let results = futures::future::join_all(batches.into_iter().map(|b| self.post(b))).await;
+        for r in results {
+            report.add(r?);
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,166 @@
+//! Writeback: tells Magento when the Xero invoice is paid.
+//!
+//! Magento gets a sales invoice (captured) if it has none yet — the order then moves on as
+//! Magento moves it — and a status-history comment naming the Xero invoice. Both writes are
+//! guarded by a lookup: the existing invoices of the order, and our own marker in the order's
+//! comments, so a crash between the call and the commit never writes twice.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde_json::Value;
+
+use super::context::{LinkContext, fail_or_bury, is_due, now_ms};
+use super::invoices::commit_all;
+use super::stage::{RoundError, RoundReport, StageWorker};
+use crate::ledger::{EntityState, Intent, Stage, Write};
+
+const ACTOR: &str = "writeback";
+/// Marks our comments so a retry can see that the comment is already there.
+pub const MARKER: &str = "[tally]";
+
+pub struct WritebackWorker {
+    ctx: Arc<LinkContext>,
+}
+
+impl WritebackWorker {
+    pub fn new(ctx: Arc<LinkContext>) -> Self {
+        Self { ctx }
+    }
+
+    async fn one(&self, mut s: EntityState) -> Result<Write, (EntityState, String)> {
+        let ctx = &self.ctx;
+        let Some(entity_id) = s
+            .links
+            .get("magento_entity_id")
+            .and_then(|v| v.parse::<u64>().ok())
+        else {
+            return Err((s, "the order has no Magento entity id".into()));
+        };
+        let number = s.links.get("invoice_number").cloned().unwrap_or_default();
+        let invoice_id = s.links.get("invoice_id").cloned().unwrap_or_default();
+        let comment = format!("{MARKER} Paid in Xero: invoice {number} ({invoice_id}).");
+        if s.intent.is_none() {
+            s.intent = Some(Intent {
+                op: "Magento writeback".into(),
+                idempotency_key: format!("writeback-{}", s.key),
+                body_sha256: String::new(),
+                batch_id: String::new(),
+                committed_at_ms: now_ms(),
+            });
+            let info = ctx
+                .ledger
+                .commit(vec![Write::Put {
+                    state: s.clone(),
+                    actor: ACTOR.into(),
+                    detail: "intent Magento writeback".into(),
+                }])
+                .await
+                .map_err(|e| (s.clone(), format!("ledger: {e}")))?;
+            s.version = info.versions.get(&s.key).copied().unwrap_or(s.version + 1);
+        }
+        let order = ctx
+            .magento
+            .get_order(entity_id)
+            .await
+            .map_err(|e| (s.clone(), e.to_string()))?;
+        let grand = order
+            .get("grand_total")
+            .and_then(|v| crate::model::money::parse_money(v).ok());
+        let invoiced = order
+            .get("total_invoiced")
+            .and_then(|v| crate::model::money::parse_money(v).ok());
+        let needs_invoice = match (grand, invoiced) {
+            (Some(g), Some(i)) => i < g,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if needs_invoice {
+            let existing = ctx
+                .magento
+                .invoices_for_order(entity_id)
+                .await
+                .map_err(|e| (s.clone(), e.to_string()))?;
+            if existing.is_empty() {
+                ctx.magento
+                    .create_invoice(entity_id, true, Some(&comment))
+                    .await
+                    .map_err(|e| (s.clone(), e.to_string()))?;
+            }
+        }
+        let commented = order
+            .get("status_histories")
+            .and_then(Value::as_array)
+            .is_some_and(|h| {
+                h.iter().any(|c| {
+                    c.get("comment")
+                        .and_then(Value::as_str)
+                        .is_some_and(|t| t.starts_with(MARKER))
+                })
+            });
+        if !commented && !needs_invoice {
+            ctx.magento
+                .add_order_comment(entity_id, &comment, None)
+                .await
+                .map_err(|e| (s.clone(), e.to_string()))?;
+        }
+        s.stage = Stage::WrittenBack;
+        s.intent = None;
+        s.retry_at_ms = None;
+        s.last_error = None;
+        s.attempts = 0;
+        let detail = if needs_invoice {
+            "Magento invoiced (captured) and commented"
+        } else {
+            "Magento order commented"
+        };
+        Ok(Write::Put {
+            state: s,
+            actor: ACTOR.into(),
+            detail: detail.into(),
+        })
+    }
+}
+
+impl StageWorker for WritebackWorker {
+    async fn round(&self) -> Result<RoundReport, RoundError> {
+        let ctx = &self.ctx;
+        let now = now_ms();
+        let paid: Vec<EntityState> = ctx
+            .ledger
+            .by_stage(Stage::Paid, ctx.settings.round_limit)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|s| is_due(s, now))
+            .collect();
+        if paid.is_empty() {
+            return Ok(RoundReport::default());
+        }
+        let mut report = RoundReport {
+            picked: paid.len(),
+            ..Default::default()
+        };
+        let outcomes: Vec<_> = futures::stream::iter(paid.into_iter().map(|s| self.one(s)))
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let mut writes = Vec::with_capacity(outcomes.len());
+        for o in outcomes {
+            match o {
+                Ok(w) => {
+                    report.done += 1;
+                    writes.push(vec![w]);
+                }
+                Err((s, reason)) => {
+                    let (w, dead) = fail_or_bury(ctx, s, ACTOR, &reason, None);
+                    report.retrying += usize::from(!dead);
+                    report.dead += usize::from(dead);
+                    writes.push(vec![w]);
+                }
+            }
+        }
+        commit_all(ctx, writes).await;
+        Ok(report)
+    }
+}
