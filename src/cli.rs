@@ -140,4 +140,10 @@ pub struct SandboxArgs {
     /// Write a tally config pointing at the sandbox to this path.
     #[arg(long)]
     pub write_config: Option<PathBuf>,
+    /// Ledger path put in the written config (default: `tally.redb` beside the config).
+    #[arg(long, requires = "write_config")]
+    pub ledger: Option<PathBuf>,
+    /// Allow listening on non-loopback addresses (the sandbox's credentials are public).
+    #[arg(long)]
+    pub allow_public: bool,
 }
