@@ -4,3 +4,4 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod daemon;
