@@ -43,6 +43,34 @@ struct Group {
     orders: Vec<EntityState>,
 }
 
+const GUEST: &str = "guest-";
+const REGISTERED: &str = "magento-";
+
+/// The same person under another key: a guest checkout with a registered customer's email
+/// (or the other way round) is one contact, matched by email case-insensitively. Two
+/// registered accounts sharing an email (Magento allows it across websites) stay apart.
+fn same_person_by_email<'a>(
+    candidates: &'a [Contact],
+    number: &str,
+    email: &str,
+) -> Option<&'a Contact> {
+    candidates
+        .iter()
+        .filter(|c| c.contact_status.as_deref().is_none_or(|s| s == "ACTIVE"))
+        .filter(|c| {
+            c.email_address
+                .as_deref()
+                .is_some_and(|e| e.trim().eq_ignore_ascii_case(email.trim()))
+        })
+        .find(|c| {
+            number.starts_with(GUEST)
+                || !c
+                    .contact_number
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with(REGISTERED))
+        })
+}
+
 fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
@@ -137,11 +165,21 @@ impl ContactsWorker {
         let mut updates: Vec<(Group, Contact)> = Vec::new();
         let mut creates: Vec<Group> = Vec::new();
         for g in groups {
-            let matched = find_existing(&candidates, &g.number, &g.email);
+            let matched = match find_existing(&candidates, &g.number, &g.email) {
+                ContactMatch::None => same_person_by_email(&candidates, &g.number, &g.email)
+                    .map_or(ContactMatch::None, ContactMatch::ByEmail),
+                m => m,
+            };
             match matched {
                 ContactMatch::ByNumber(c) | ContactMatch::ByEmail(c) if c.contact_id.is_some() => {
                     let id = c.contact_id.clone().unwrap_or_default();
-                    if let Some(update) = update_for(c, &g.wanted) {
+                    // A guest order never rewrites a registered customer's contact.
+                    let guest_on_registered = g.number.starts_with(GUEST)
+                        && c.contact_number
+                            .as_deref()
+                            .is_some_and(|n| n.starts_with(REGISTERED));
+                    if let Some(update) = update_for(c, &g.wanted).filter(|_| !guest_on_registered)
+                    {
                         updates.push((g, update));
                         continue;
                     }
@@ -235,7 +273,8 @@ impl ContactsWorker {
                 s.stage = Stage::ContactPosting;
                 s.intent = Some(Intent {
                     op: "PUT Contacts".into(),
-                    idempotency_key: key.clone(),
+                    // The HTTP key covers the batch; the ledger's key names this element of it.
+                    idempotency_key: format!("{key}/{}", s.key),
                     body_sha256: super::keys::sha256_hex(body),
                     batch_id: key.clone(),
                     committed_at_ms: now_ms(),
@@ -407,7 +446,7 @@ impl StageWorker for ContactsWorker {
             g.orders.push(o);
         }
         self.commit(immediate).await?;
-        let groups: Vec<Group> = groups.into_values().collect();
+        let groups = merge_same_person(groups);
         let batches: Vec<Vec<Group>> = chunk(groups, ctx.settings.batch_size);
         let results = futures::future::join_all(batches.into_iter().map(|b| self.process(b))).await;
         for r in results {
@@ -415,6 +454,33 @@ impl StageWorker for ContactsWorker {
         }
         Ok(report)
     }
+}
+
+/// A guest checkout and a registered account with the same email, new in the same round,
+/// are one person: the guest's orders join the registered customer's contact.
+fn merge_same_person(groups: BTreeMap<String, Group>) -> Vec<Group> {
+    let mut registered: HashMap<String, String> = HashMap::new();
+    for g in groups.values() {
+        if g.number.starts_with(REGISTERED) && !g.email.is_empty() {
+            registered
+                .entry(g.email.clone())
+                .or_insert_with(|| g.number.clone());
+        }
+    }
+    let mut groups = groups;
+    let guests: Vec<String> = groups
+        .values()
+        .filter(|g| g.number.starts_with(GUEST) && registered.contains_key(&g.email))
+        .map(|g| g.number.clone())
+        .collect();
+    for number in guests {
+        if let Some(guest) = groups.remove(&number)
+            && let Some(target) = registered.get(&guest.email).and_then(|n| groups.get_mut(n))
+        {
+            target.orders.extend(guest.orders);
+        }
+    }
+    groups.into_values().collect()
 }
 
 /// Splits a vector into chunks of at most `n`, keeping order.

@@ -156,7 +156,8 @@ impl InvoicesWorker {
             s.stage = Stage::InvoicePosting;
             s.intent = Some(Intent {
                 op: "PUT Invoices".into(),
-                idempotency_key: key.clone(),
+                // The HTTP key covers the batch; the ledger's key names this element of it.
+                idempotency_key: format!("{key}/{}", s.key),
                 body_sha256: sha256_hex(body),
                 batch_id: key.clone(),
                 committed_at_ms: now_ms(),

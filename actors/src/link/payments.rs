@@ -127,7 +127,8 @@ impl PaymentsWorker {
             s.stage = Stage::PaymentPosting;
             s.intent = Some(Intent {
                 op: "PUT Payments".into(),
-                idempotency_key: key.clone(),
+                // The HTTP key covers the batch; the ledger's key names this element of it.
+                idempotency_key: format!("{key}/{}", s.key),
                 body_sha256: sha256_hex(body),
                 batch_id: key.clone(),
                 committed_at_ms: now_ms(),

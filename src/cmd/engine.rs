@@ -1,0 +1,102 @@
+//! Turning a config file into a running link.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+use tally_actors::ledger::{Ledger, LedgerConfig};
+use tally_actors::link::{Link, LinkConfig, LinkContext, LinkSettings};
+use tally_actors::magento::MagentoConfig;
+use tally_actors::mapping::MappingRules;
+use tally_actors::xero::XeroConfig;
+
+use crate::config::RawConfig;
+
+/// Optional `[sync]` tunables; everything has a production default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncTable {
+    pub batch_size: Option<usize>,
+    pub max_attempts: Option<u32>,
+    pub retry_base_ms: Option<u64>,
+    pub writeback: Option<bool>,
+}
+
+/// Reads every table the engine needs and validates the mapping rules.
+pub fn link_config(raw: &RawConfig) -> anyhow::Result<LinkConfig> {
+    let ledger: LedgerConfig = raw.table("ledger")?;
+    let magento: MagentoConfig = raw.table("magento")?;
+    let xero: XeroConfig = raw.table("xero")?;
+    let mapping: MappingRules = raw.table("mapping")?;
+    let problems = mapping.validate();
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+        anyhow::bail!(
+            "{}: the [mapping] rules are invalid:\n{}",
+            raw.path.display(),
+            list.join("\n")
+        );
+    }
+    let sync: SyncTable = raw.table_or_default("sync")?;
+    let mut settings = LinkSettings {
+        poll_interval: Duration::from_secs(magento.poll_interval_secs.max(1)),
+        ..LinkSettings::default()
+    };
+    if let Some(n) = sync.batch_size {
+        settings.batch_size = n.clamp(1, 50);
+    }
+    if let Some(n) = sync.max_attempts {
+        settings.max_attempts = n.max(1);
+    }
+    if let Some(ms) = sync.retry_base_ms {
+        settings.retry_base = Duration::from_millis(ms);
+    }
+    if let Some(w) = sync.writeback {
+        settings.writeback = w;
+    }
+    Ok(LinkConfig {
+        name: "link".into(),
+        ledger_path: raw.resolve(&ledger.path),
+        magento,
+        xero,
+        mapping,
+        settings,
+    })
+}
+
+/// Opens the ledger off the async runtime.
+pub async fn open_ledger(path: &Path) -> anyhow::Result<Ledger> {
+    let p = path.to_owned();
+    tokio::task::spawn_blocking(move || Ledger::open(&p))
+        .await?
+        .with_context(|| format!("cannot open the ledger {}", path.display()))
+}
+
+/// Loads the config, connects to both systems and returns the shared context (not started).
+pub async fn connect(config: &Path) -> anyhow::Result<(RawConfig, Arc<LinkContext>)> {
+    let raw = RawConfig::load(config)?;
+    let cfg = link_config(&raw)?;
+    let ledger = open_ledger(&cfg.ledger_path).await?;
+    let ctx = Link::connect_with(cfg, ledger)
+        .await
+        .context("cannot reach Magento and Xero")?;
+    Ok((raw, ctx))
+}
+
+/// Logs to stderr: JSON when stderr is not a terminal (collectors), human text otherwise.
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,tally=info,tally_actors=info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if std::io::stderr().is_terminal() {
+        builder.try_init()
+    } else {
+        builder.json().try_init()
+    };
+}
