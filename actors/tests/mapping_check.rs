@@ -191,3 +191,50 @@ fn org_context_for_invoices_comes_from_the_same_facts() {
     );
     assert!(ctx.item_codes.contains("TEE") && ctx.item_codes.contains("MUG"));
 }
+
+#[test]
+fn organisation_may_be_the_envelope_or_the_bare_object() {
+    let empty = json!([]);
+    let bare =
+        XeroOrgFacts::from_xero(&json!({"BaseCurrency":"NZD"}), &empty, &empty, &empty).unwrap();
+    assert_eq!(bare.base_currency, "NZD");
+    assert!(
+        bare.currencies.contains("NZD"),
+        "the base currency is always enabled"
+    );
+    let none = XeroOrgFacts::from_xero(&json!({"Organisations":[]}), &empty, &empty, &empty);
+    assert!(none.is_err());
+}
+
+#[test]
+fn unpriced_carriers_and_export_lines_do_not_count_as_a_class_rate() {
+    let tree = json!({"id":2,"level":1,"name":"Default","children_data":[]});
+    let classes = json!({"items":[{"class_id":2,"class_name":"Taxable Goods"}]});
+    let products = json!({"items":[
+        {"sku":"TEE","custom_attributes":[{"attribute_code":"tax_class_id","value":"2"}]},
+        {"sku":"KIT","custom_attributes":[{"attribute_code":"tax_class_id","value":"2"}]}]});
+    let cat = Catalogue::from_magento(&products, &tree, &classes).unwrap();
+    let orders = vec![
+        json!({"items":[{"sku":"KIT","product_type":"bundle","row_total":0,"tax_percent":0,"tax_amount":0},
+                        {"sku":"TEE","row_total":10,"tax_percent":20,"tax_amount":2}]}),
+        // Shipped abroad: zero-rated by destination.
+        json!({"items":[{"sku":"TEE","row_total":10,"tax_percent":0,"tax_amount":0}]}),
+    ];
+    let s = StoreFacts::from_magento(&cat, &orders);
+    let problems = check_against(&rules(|_| {}), &org(true), &s);
+    assert!(
+        problems
+            .iter()
+            .all(|p| !p.message.contains("Magento charges")),
+        "{problems:#?}"
+    );
+    // ...but a class only ever charged at 0% mapped to a 20% type is reported.
+    let only_zero = StoreFacts::from_magento(&cat, &orders[1..]);
+    let problems = check_against(&rules(|_| {}), &org(true), &only_zero);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.message.contains("Magento charges 0%")),
+        "{problems:#?}"
+    );
+}

@@ -462,3 +462,54 @@ fn payment_rules() {
         "payment.amount_paid"
     );
 }
+
+/// An order-level tax a cent above what the rows carry (kept only at order level by Magento)
+/// still yields TotalTax = Magento's tax_amount: the cent goes on the most-taxed line. A gap
+/// beyond the tolerance is a record error on `tax_amount`.
+#[test]
+fn order_tax_not_carried_by_rows_goes_on_the_most_taxed_line() {
+    let items = json!([
+        {"item_id":1,"sku":"PEN","name":"Pen","qty_ordered":1,"price":10.00,"price_incl_tax":12.00,
+         "row_total":10.00,"row_total_incl_tax":12.00,"tax_amount":2.00,"tax_percent":20},
+        {"item_id":2,"sku":"MUG","name":"Mug","qty_ordered":1,"price":5.00,"price_incl_tax":6.00,
+         "row_total":5.00,"row_total_incl_tax":6.00,"tax_amount":1.00,"tax_percent":20}
+    ]);
+    let p = plan(&base(
+        items.clone(),
+        json!({"subtotal":15.00,"tax_amount":3.01,"grand_total":18.01}),
+    ));
+    assert_eq!(p.invoice.line_items[0].tax_amount, Some(dec!(2.01)));
+    assert_eq!(p.invoice.line_items[1].tax_amount, Some(dec!(1.00)));
+    let x = xero_totals(&p);
+    assert_eq!(
+        (x.total_tax, x.total, p.rounding.clone()),
+        (dec!(3.01), dec!(18.01), None)
+    );
+
+    let v = base(
+        items,
+        json!({"subtotal":15.00,"tax_amount":3.10,"grand_total":18.10}),
+    );
+    let order = Order::from_magento(&v, &catalogue()).unwrap();
+    let e = invoice_for(&order, "c", &rules(), &org()).unwrap_err();
+    assert_eq!(e.field, "tax_amount");
+}
+
+/// A USD-based store whose global currency is the organisation's GBP: the rate to GBP is
+/// derived through the global rate (EUR per USD ÷ GBP per USD = EUR per GBP).
+#[test]
+fn currency_rate_via_the_global_currency() {
+    let mut v = base(
+        json!([{"item_id":1,"sku":"BOOK","name":"Book","qty_ordered":1,"price":9.20,"row_total":9.20,"tax_amount":0}]),
+        json!({"subtotal":9.20,"tax_amount":0,"grand_total":9.20}),
+    );
+    v["base_currency_code"] = json!("USD");
+    v["order_currency_code"] = json!("EUR");
+    v["global_currency_code"] = json!("GBP");
+    v["base_to_order_rate"] = json!("0.9200");
+    v["base_to_global_rate"] = json!("0.8000");
+    assert_eq!(plan(&v).invoice.currency_rate, Some(dec!(1.15)));
+    // No route to the organisation's base: leave it to Xero's day rate.
+    v.as_object_mut().unwrap().remove("global_currency_code");
+    assert_eq!(plan(&v).invoice.currency_rate, None);
+}

@@ -104,18 +104,18 @@ impl XeroOrgFacts {
         tax_rates: &Value,
         currencies: &Value,
     ) -> Result<Self, FactsError> {
-        let org = list(organisation, "Organisations", "organisation")?
-            .first()
-            .cloned()
-            .or_else(|| {
-                organisation
-                    .get("BaseCurrency")
-                    .map(|_| organisation.clone())
-            })
-            .ok_or(FactsError {
-                what: "organisation",
-                message: "empty".into(),
-            })?;
+        // `GET /Organisation` answers `{"Organisations":[{..}]}`; a bare object is accepted too.
+        let org = if organisation.get("BaseCurrency").is_some() {
+            organisation.clone()
+        } else {
+            list(organisation, "Organisations", "organisation")?
+                .first()
+                .cloned()
+                .ok_or(FactsError {
+                    what: "organisation",
+                    message: "empty".into(),
+                })?
+        };
         let base_currency = s(&org, "BaseCurrency");
         if base_currency.is_empty() {
             return Err(FactsError {
@@ -239,11 +239,13 @@ impl StoreFacts {
                 else {
                     continue;
                 };
-                // A zero-tax child line says nothing about its class's rate.
-                if pct.is_zero()
-                    && tax.is_zero()
-                    && item.get("parent_item_id").is_some_and(|p| !p.is_null())
-                {
+                // An unpriced carrier (configurable child, dynamic bundle parent) says nothing
+                // about its class's rate.
+                let row = item
+                    .get("row_total")
+                    .and_then(|v| parse_rate(v).ok())
+                    .unwrap_or_default();
+                if pct.is_zero() && tax.is_zero() && row.is_zero() {
                     continue;
                 }
                 f.class_rates
@@ -444,7 +446,14 @@ pub fn check_against(
                 None,
             ),
             Some(t) => {
-                for seen in store.class_rates.get(class).into_iter().flatten() {
+                // 0% beside a real rate is an export or exempt customer, not the class's rate.
+                let seen_rates = store.class_rates.get(class).cloned().unwrap_or_default();
+                let charged: Vec<Decimal> = if seen_rates.iter().any(|r| !r.is_zero()) {
+                    seen_rates.into_iter().filter(|r| !r.is_zero()).collect()
+                } else {
+                    seen_rates.into_iter().collect()
+                };
+                for seen in &charged {
                     if *seen != t.effective_rate.normalize() {
                         let same_rate: Vec<&str> = org
                             .tax_rates
