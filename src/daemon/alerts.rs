@@ -65,9 +65,9 @@ pub struct AlertMonitor {
     min_interval: Duration,
     discrepancy_threshold: Option<u64>,
     kinds: HashMap<AlertKind, KindState>,
-    /// Dead letters at the last observation; `None` before the first, so letters that were
-    /// already waiting when the daemon started are not news.
-    dead_seen: Option<u64>,
+    /// Dead letters at the last observation. Starts at zero, so letters already waiting when
+    /// the daemon starts are announced once: after a restart nobody may have seen them.
+    dead_seen: u64,
     /// Dead letters covered by the last firing alert.
     dead_announced: u64,
     /// Dead letters rose while the kind was muted.
@@ -80,7 +80,7 @@ impl AlertMonitor {
             min_interval: cfg.min_interval(),
             discrepancy_threshold: cfg.discrepancy_threshold,
             kinds: HashMap::new(),
-            dead_seen: None,
+            dead_seen: 0,
             dead_announced: 0,
             dead_pending: false,
         }
@@ -206,10 +206,7 @@ impl AlertMonitor {
 
     fn dead_letters(&mut self, state: &ConsoleState, now: Instant, out: &mut Vec<Alert>) {
         let dead = dead_letters(state);
-        let Some(seen) = self.dead_seen.replace(dead) else {
-            self.dead_announced = dead;
-            return;
-        };
+        let seen = std::mem::replace(&mut self.dead_seen, dead);
         if dead == 0 {
             self.dead_pending = false;
             self.dead_announced = 0;
