@@ -29,6 +29,36 @@ pub enum Command {
     Dlq(DlqArgs),
     /// Benchmarks that print numbers (JSON).
     Bench(BenchArgs),
+    /// Headless: ingest, sync, reconcile, webhooks, control API and /metrics until SIGTERM.
+    Daemon(DaemonArgs),
+    /// The operator console, in-process (--config) or attached to a running daemon (--attach).
+    Console(ConsoleArgs),
+    /// Ask the running daemon of this config how it is doing (exit 1 when not ready).
+    Status(ConfigArg),
+    /// Make the running daemon of this config re-read its mapping rules.
+    Reload(ConfigArg),
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Listen address, overriding [daemon] listen (a non-loopback address needs a token).
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// Run the engine in this process from this config.
+    #[arg(long, short, conflicts_with = "attach")]
+    pub config: Option<PathBuf>,
+    /// Attach to a running daemon's control API, e.g. 127.0.0.1:8787.
+    #[arg(long)]
+    pub attach: Option<String>,
+    /// The daemon's [daemon] token (prefer the environment variable: arguments show in `ps`).
+    #[arg(long, env = "TALLY_DAEMON_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -19,6 +19,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::run(args).await,
         Command::Check(args) => check::run(args).await,
         Command::Dlq(args) => dlq::run(args).await,
+        Command::Daemon(args) => {
+            crate::daemon::commands::daemon(&args.config.config, args.listen.as_deref()).await
+        }
+        Command::Status(args) => crate::daemon::commands::status(&args.config).await,
+        Command::Reload(args) => crate::daemon::commands::reload(&args.config).await,
+        Command::Console(crate::cli::ConsoleArgs { attach: Some(addr), token, .. }) => {
+            crate::daemon::commands::console_attach(&addr, token).await
+        }
         other => anyhow::bail!("{other:?}: not available in this build yet"),
     }
 }

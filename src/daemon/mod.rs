@@ -22,6 +22,7 @@
 pub mod alerts;
 pub mod attach;
 pub mod client;
+pub mod commands;
 pub mod config;
 pub mod control;
 pub mod dedup;
