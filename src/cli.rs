@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "tally", version, about = "Keeps a Magento 2 store and a Xero organisation in agreement")]
+#[command(
+    name = "tally",
+    version,
+    about = "Keeps a Magento 2 store and a Xero organisation in agreement"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -145,6 +149,12 @@ pub struct DemoArgs {
     /// Orders already in the store when the demo starts.
     #[arg(long, default_value_t = 200)]
     pub orders: usize,
+    /// Print status lines instead of drawing the console (automatic without a terminal).
+    #[arg(long)]
+    pub headless: bool,
+    /// Stop after this many seconds (headless runs only).
+    #[arg(long)]
+    pub duration_secs: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -18,7 +18,16 @@ pub struct RawConfig {
 }
 
 /// Tables the binary knows; anything else is a typo worth stopping for.
-const KNOWN_TABLES: &[&str] = &["ledger", "magento", "xero", "mapping", "daemon", "alerts", "reconcile"];
+const KNOWN_TABLES: &[&str] = &[
+    "ledger",
+    "magento",
+    "xero",
+    "mapping",
+    "sync",
+    "daemon",
+    "alerts",
+    "reconcile",
+];
 
 impl RawConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
@@ -31,26 +40,40 @@ impl RawConfig {
     }
 
     pub fn parse(path: &Path, text: &str) -> anyhow::Result<Self> {
-        let root: toml::Table =
-            toml::from_str(text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+        let root: toml::Table = toml::from_str(text)
+            .with_context(|| format!("{} is not valid TOML", path.display()))?;
         for key in root.keys() {
             if !KNOWN_TABLES.contains(&key.as_str()) {
-                bail!("{}: unknown table [{key}] (known: {})", path.display(), KNOWN_TABLES.join(", "));
+                bail!(
+                    "{}: unknown table [{key}] (known: {})",
+                    path.display(),
+                    KNOWN_TABLES.join(", ")
+                );
             }
         }
-        Ok(Self { path: path.to_owned(), root })
+        Ok(Self {
+            path: path.to_owned(),
+            root,
+        })
     }
 
     /// `TALLY_XERO_CLIENT_SECRET=...` sets `[xero] client_secret`.
     pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) {
         for (name, value) in vars {
-            let Some(rest) = name.strip_prefix("TALLY_") else { continue };
+            let Some(rest) = name.strip_prefix("TALLY_") else {
+                continue;
+            };
             let lower = rest.to_ascii_lowercase();
-            let Some((table, key)) = lower.split_once('_') else { continue };
+            let Some((table, key)) = lower.split_once('_') else {
+                continue;
+            };
             if !KNOWN_TABLES.contains(&table) || key.is_empty() {
                 continue;
             }
-            let entry = self.root.entry(table.to_owned()).or_insert_with(|| toml::Value::Table(Default::default()));
+            let entry = self
+                .root
+                .entry(table.to_owned())
+                .or_insert_with(|| toml::Value::Table(Default::default()));
             if let toml::Value::Table(t) = entry {
                 t.insert(key.to_owned(), toml::Value::String(value));
             }
@@ -68,12 +91,21 @@ impl RawConfig {
             .get(table)
             .cloned()
             .with_context(|| format!("{}: missing table [{table}]", self.path.display()))?;
-        value.try_into().with_context(|| format!("{}: invalid [{table}] table", self.path.display()))
+        value
+            .try_into()
+            .with_context(|| format!("{}: invalid [{table}] table", self.path.display()))
     }
 
     /// Like [`table`](Self::table) but an absent table yields the type's default.
-    pub fn table_or_default<T: DeserializeOwned + Default>(&self, table: &str) -> anyhow::Result<T> {
-        if self.has(table) { self.table(table) } else { Ok(T::default()) }
+    pub fn table_or_default<T: DeserializeOwned + Default>(
+        &self,
+        table: &str,
+    ) -> anyhow::Result<T> {
+        if self.has(table) {
+            self.table(table)
+        } else {
+            Ok(T::default())
+        }
     }
 
     /// Relative paths in the config (the ledger file) are relative to the config file.
@@ -81,7 +113,10 @@ impl RawConfig {
         if p.is_absolute() {
             p.to_owned()
         } else {
-            self.path.parent().map(|d| d.join(p)).unwrap_or_else(|| p.to_owned())
+            self.path
+                .parent()
+                .map(|d| d.join(p))
+                .unwrap_or_else(|| p.to_owned())
         }
     }
 }
@@ -112,13 +147,17 @@ mod tests {
     #[test]
     fn env_overrides_a_secret_and_unknown_tables_are_refused() {
         let p = Path::new("t.toml");
-        let mut cfg = RawConfig::parse(p, "[xero]\nclient_id = \"a\"\nclient_secret = \"file\"\n").unwrap();
+        let mut cfg =
+            RawConfig::parse(p, "[xero]\nclient_id = \"a\"\nclient_secret = \"file\"\n").unwrap();
         cfg.apply_env([
             ("TALLY_XERO_CLIENT_SECRET".to_owned(), "env".to_owned()),
             ("OTHER".to_owned(), "x".to_owned()),
         ]);
         let x: Xero = cfg.table("xero").unwrap();
-        assert_eq!((x.client_id.as_str(), x.client_secret.as_str()), ("a", "env"));
+        assert_eq!(
+            (x.client_id.as_str(), x.client_secret.as_str()),
+            ("a", "env")
+        );
         let err = RawConfig::parse(p, "[xeroo]\n").unwrap_err().to_string();
         assert!(err.contains("unknown table [xeroo]"), "{err}");
     }

@@ -4,4 +4,5 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod engine;
 pub mod daemon;

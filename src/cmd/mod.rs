@@ -4,7 +4,10 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
+pub mod bench;
 pub mod check;
+pub mod console;
+pub mod demo;
 pub mod dlq;
 pub mod engine;
 pub mod plan;
@@ -14,19 +17,29 @@ pub mod sync;
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Sandbox(args) => sandbox::run(args).await,
-        Command::Demo(args) => sandbox::demo(args).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Sync(args) => sync::run(args).await,
         Command::Plan(args) => plan::run(args).await,
         Command::Check(args) => check::run(args).await,
         Command::Dlq(args) => dlq::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
         Command::Daemon(args) => {
             crate::daemon::commands::daemon(&args.config.config, args.listen.as_deref()).await
         }
         Command::Status(args) => crate::daemon::commands::status(&args.config).await,
         Command::Reload(args) => crate::daemon::commands::reload(&args.config).await,
-        Command::Console(crate::cli::ConsoleArgs { attach: Some(addr), token, .. }) => {
-            crate::daemon::commands::console_attach(&addr, token).await
+        Command::Console(crate::cli::ConsoleArgs {
+            attach: Some(addr),
+            token,
+            ..
+        }) => crate::daemon::commands::console_attach(&addr, token).await,
+        Command::Console(args) => {
+            console::run(
+                args.config
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("tally.toml")),
+            )
+            .await
         }
-        other => anyhow::bail!("{other:?}: not available in this build yet"),
     }
 }

@@ -75,6 +75,8 @@ pub struct LinkContext {
     pub catalogue_sources: RwLock<(Value, Vec<Value>)>,
     pub settings: LinkSettings,
     pub names: LinkNames,
+    /// The Magento REST base URL, for display.
+    pub magento_base: String,
 }
 
 /// Milliseconds since the Unix epoch: the ledger's time unit.
@@ -295,4 +297,15 @@ pub fn record_name(key: &str) -> String {
 /// True when the entity is not waiting for a retry.
 pub fn is_due(state: &EntityState, now: i64) -> bool {
     state.retry_at_ms.is_none_or(|t| t <= now)
+}
+
+impl LinkContext {
+    /// The store code from the Magento base URL (`…/rest/default` → `default`), for display.
+    pub fn magento_store_label(&self) -> String {
+        self.magento_base
+            .rsplit('/')
+            .next()
+            .unwrap_or("store")
+            .to_owned()
+    }
 }

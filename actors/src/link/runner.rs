@@ -74,7 +74,7 @@ pub struct LinkStatus {
 pub struct Link {
     pub ctx: Arc<LinkContext>,
     supervisor: ActorRef<SupervisorMsg>,
-    join: Option<JoinHandle<()>>,
+    join: parking_lot::Mutex<Option<JoinHandle<()>>>,
     stats: Vec<(String, Arc<StageStats>)>,
     view: SupervisorView,
     caught_up: Arc<AtomicBool>,
@@ -99,6 +99,7 @@ impl Link {
             name: format!("xero:{}", cfg.xero.client_id),
         });
         let xero = XeroClient::new(cfg.xero, store)?;
+        let magento_base = cfg.magento.base_url.trim_end_matches('/').to_owned();
         let magento = MagentoClient::new(&cfg.magento)?;
         let ctx = Arc::new(LinkContext {
             ledger,
@@ -109,6 +110,7 @@ impl Link {
             catalogue: RwLock::new(Catalogue::default()),
             catalogue_sources: RwLock::new((serde_json::Value::Null, Vec::new())),
             settings: cfg.settings,
+            magento_base,
             names: LinkNames {
                 prefix: format!("{}-{}", cfg.name, uuid::Uuid::new_v4().simple()),
             },
@@ -195,7 +197,7 @@ impl Link {
         Ok(Link {
             ctx,
             supervisor,
-            join: Some(join),
+            join: parking_lot::Mutex::new(Some(join)),
             stats,
             view,
             caught_up,
@@ -333,7 +335,7 @@ impl Link {
             dead_letters: counts.get(&Stage::Dead).copied().unwrap_or(0),
             budget: self.ctx.xero.budget().snapshot(),
             caught_up: self.caught_up.load(Ordering::Relaxed),
-            supervisor_alive: self.join.as_ref().is_some_and(|j| !j.is_finished()),
+            supervisor_alive: self.join.lock().as_ref().is_some_and(|j| !j.is_finished()),
         })
     }
 
@@ -370,7 +372,7 @@ impl Link {
         let deadline = Instant::now() + timeout;
         let mut streak = 0;
         while Instant::now() < deadline {
-            if self.join.as_ref().is_none_or(|j| j.is_finished()) {
+            if self.join.lock().as_ref().is_none_or(|j| j.is_finished()) {
                 return Err("the link supervisor stopped (restart intensity exceeded?)".into());
             }
             if self.is_idle().await? {
@@ -396,9 +398,15 @@ impl Link {
 
     /// Stops the actors; in-flight rounds finish their current commit or are abandoned with
     /// their intents in the ledger, which the next start resolves by lookup.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        self.stop_in_place().await;
+    }
+
+    /// Like [`stop`](Self::stop), for a link shared behind an `Arc`.
+    pub async fn stop_in_place(&self) {
         self.supervisor.stop(Some("link stopping".into()));
-        if let Some(join) = self.join.take() {
+        let join = self.join.lock().take();
+        if let Some(join) = join {
             let _ = tokio::time::timeout(Duration::from_secs(5), join).await;
         }
     }

@@ -1,0 +1,168 @@
+//! `tally demo`: sandbox, engine and console in one process, orders arriving at a realistic
+//! pace, some failing, everything fixable from the console.
+//!
+//! What happens while it runs:
+//! - the store starts with `--orders` orders (a backfill), then a new order arrives every
+//!   second or two, copied from the seeded catalogue of orders;
+//! - every 12th new order is broken (a non-numeric price): it is dead-lettered with the
+//!   order and field named; 40 seconds later "the shop fixes it" in Magento, and a retry from
+//!   the console (`r` on the Errors view) then goes through;
+//! - once a minute Xero has a bad patch (a 5xx storm for 15 seconds): work retries, some of
+//!   it runs out of attempts and is dead-lettered; `R` retries it all once Xero is healthy.
+//!
+//! Without a terminal (or with `--headless`), the demo prints a status line every few
+//! seconds instead of drawing the console.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use serde_json::Value;
+use tally_fixtures::faults::FaultProfile;
+use tally_fixtures::sandbox::{Sandbox, SandboxOptions};
+
+use super::console::{run_console, start_runtime};
+use crate::cli::DemoArgs;
+use crate::engine::EngineRuntime;
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let sandbox = Arc::new(
+        Sandbox::start(SandboxOptions {
+            seed: args.seed,
+            orders: args.orders,
+            ..SandboxOptions::default()
+        })
+        .await?,
+    );
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("tally.toml");
+    let ledger = dir.path().join("tally.redb");
+    sandbox.write_config(&config, &ledger)?;
+    // Short retries so the demo shows failures and recoveries within a minute.
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[sync]\nmax_attempts = 4\nretry_base_ms = 500\n",
+            std::fs::read_to_string(&config)?
+        ),
+    )?;
+    let rt = start_runtime(&config).await?;
+    let traffic = tokio::spawn(traffic(sandbox.clone(), args.seed));
+    let headless = args.headless || !std::io::stdout().is_terminal();
+    let result = if headless {
+        eprintln!(
+            "tally demo: sandbox at {} and {}",
+            sandbox.magento_base_url(),
+            sandbox.xero_api_url()
+        );
+        eprintln!("tally demo: config {} (Ctrl-C to stop)", config.display());
+        headless_status(rt.clone(), args.duration_secs).await
+    } else {
+        run_console(rt.clone()).await
+    };
+    traffic.abort();
+    rt.stop().await;
+    if let Ok(sb) = Arc::try_unwrap(sandbox) {
+        sb.shutdown().await;
+    }
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn headless_status(rt: Arc<EngineRuntime>, duration_secs: Option<u64>) -> anyhow::Result<()> {
+    let deadline = duration_secs.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_secs(3)) => {}
+        }
+        let s = rt.subscribe().borrow().clone();
+        let stages: Vec<String> = s
+            .actors
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} q{} d{} f{} x{}",
+                    a.name, a.queued, a.done, a.failed, a.dead
+                )
+            })
+            .collect();
+        println!(
+            "{} | {} | xero {}/{} this minute, {} dead letters",
+            s.generated_at,
+            stages.join(" | "),
+            s.budget.minute_used,
+            s.budget.minute_limit,
+            s.errors.iter().filter(|e| e.dead).count()
+        );
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            return Ok(());
+        }
+    }
+}
+
+/// New orders at a shop's pace, a broken one now and then, and Xero's bad patches.
+async fn traffic(sandbox: Arc<Sandbox>, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xDE30);
+    let seeded = sandbox.counts().orders.max(1) as i64;
+    let mut n: u64 = 0;
+    let mut tick: u64 = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(800..2000))).await;
+        tick += 1;
+        if tick % 45 == 30 {
+            sandbox.set_faults(FaultProfile {
+                error_5xx_rate: 0.6,
+                ..FaultProfile::default()
+            });
+        } else if tick % 45 == 40 {
+            sandbox.set_faults(FaultProfile::default());
+        }
+        let Some(mut order) = sandbox.magento.order(rng.random_range(1..=seeded)) else {
+            continue;
+        };
+        n += 1;
+        let Some(obj) = order.as_object_mut() else {
+            continue;
+        };
+        for k in [
+            "entity_id",
+            "increment_id",
+            "created_at",
+            "updated_at",
+            "status_histories",
+        ] {
+            obj.remove(k);
+        }
+        let broken = n % 12 == 0;
+        if broken {
+            let original = obj
+                .get("items")
+                .and_then(|i| i.get(0))
+                .and_then(|i| i.get("price"))
+                .cloned();
+            if let Some(item) = obj.get_mut("items").and_then(|i| i.get_mut(0)) {
+                item["price"] = Value::String("12,99".into());
+            }
+            let stored = sandbox.magento.insert_order(order.clone());
+            let sb = sandbox.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(40)).await;
+                let mut fixed = stored;
+                if let (Some(item), Some(price)) =
+                    (fixed.get_mut("items").and_then(|i| i.get_mut(0)), original)
+                {
+                    item["price"] = price;
+                }
+                if let Some(o) = fixed.as_object_mut() {
+                    o.remove("updated_at");
+                }
+                sb.magento.insert_order(fixed);
+            });
+        } else {
+            sandbox.magento.insert_order(order);
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The running engine as the console and the daemon see it: one link, a published
+//! [`ConsoleState`], and the operator's commands.
+
+mod events;
+mod runtime;
+mod view;
+
+pub use runtime::EngineRuntime;
+pub use view::{format_ms, state_from};

@@ -1,0 +1,347 @@
+//! The engine behind the console and the daemon.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use tally_actors::ledger::Stage;
+use tally_actors::link::Link;
+use tally_tui::ConsoleCommand;
+use tally_tui::state::{ConsoleState, EntityView, HealthRow};
+use tokio::sync::watch;
+
+use super::view::{ViewInputs, state_from, trail};
+use crate::daemon::{DaemonEngine, MagentoChange, Readiness, XeroEvent};
+
+/// How often the console view is rebuilt; the console redraws on change.
+const PUBLISH_EVERY: Duration = Duration::from_millis(500);
+/// Queue rows shipped to the console per snapshot (it virtualises, but the snapshot is cloned).
+const QUEUE_ROWS: usize = 20_000;
+const THROUGHPUT_SAMPLES: usize = 60;
+
+#[derive(Default)]
+struct UiState {
+    entity: Option<String>,
+    search: Vec<String>,
+}
+
+pub struct EngineRuntime {
+    pub link: Link,
+    name: String,
+    config_path: Option<PathBuf>,
+    state_tx: watch::Sender<ConsoleState>,
+    ui: Mutex<UiState>,
+    publisher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    stopped: tokio::sync::OnceCell<()>,
+}
+
+impl EngineRuntime {
+    /// Starts publishing the console view of `link`.
+    pub fn start(link: Link, name: String, config_path: Option<PathBuf>) -> Arc<Self> {
+        let (state_tx, _) = watch::channel(ConsoleState {
+            link: name.clone(),
+            ..Default::default()
+        });
+        let rt = Arc::new(Self {
+            link,
+            name,
+            config_path,
+            state_tx,
+            ui: Mutex::new(UiState::default()),
+            publisher: Mutex::new(None),
+            stopped: tokio::sync::OnceCell::new(),
+        });
+        let weak = Arc::downgrade(&rt);
+        let task = tokio::spawn(async move {
+            let mut history: HashMap<String, VecDeque<u64>> = HashMap::new();
+            let mut last_done: HashMap<String, u64> = HashMap::new();
+            let mut last_at = Instant::now();
+            loop {
+                tokio::time::sleep(PUBLISH_EVERY).await;
+                let Some(rt) = weak.upgrade() else { break };
+                if rt.stopped.initialized() {
+                    break;
+                }
+                let elapsed = last_at.elapsed().as_secs_f64().max(0.001);
+                last_at = Instant::now();
+                if let Err(e) = rt.publish(&mut history, &mut last_done, elapsed).await {
+                    tracing::warn!(error = %e, "Console state not refreshed.");
+                }
+            }
+        });
+        *rt.publisher.lock() = Some(task);
+        rt
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<ConsoleState> {
+        self.state_tx.subscribe()
+    }
+
+    async fn publish(
+        &self,
+        history: &mut HashMap<String, VecDeque<u64>>,
+        last_done: &mut HashMap<String, u64>,
+        elapsed: f64,
+    ) -> Result<(), String> {
+        let status = self.link.status().await?;
+        for s in &status.stages {
+            let prev = last_done
+                .insert(s.name.clone(), s.stats.done)
+                .unwrap_or(s.stats.done);
+            let rate = ((s.stats.done.saturating_sub(prev)) as f64 / elapsed).round() as u64;
+            let h = history.entry(s.name.clone()).or_default();
+            h.push_back(rate);
+            while h.len() > THROUGHPUT_SAMPLES {
+                h.pop_front();
+            }
+        }
+        let ledger = &self.link.ctx.ledger;
+        let mut queue = Vec::new();
+        for stage in [
+            Stage::PaymentPosting,
+            Stage::InvoicePosting,
+            Stage::ContactPosting,
+            Stage::Seen,
+            Stage::ContactReady,
+            Stage::Invoiced,
+            Stage::Paid,
+        ] {
+            let left = QUEUE_ROWS.saturating_sub(queue.len());
+            if left == 0 {
+                break;
+            }
+            queue.extend(
+                ledger
+                    .by_stage(stage, left)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let letters = ledger.dead_letters().await.map_err(|e| e.to_string())?;
+        let audit = ledger.audit_tail(300).await.map_err(|e| e.to_string())?;
+        let discrepancies = ledger
+            .discrepancies()
+            .await
+            .map_err(|e| e.to_string())?
+            .len() as u64;
+        let (entity_key, search) = {
+            let ui = self.ui.lock();
+            (ui.entity.clone(), ui.search.clone())
+        };
+        let entity = match entity_key {
+            Some(k) => self.entity_view(&k).await?,
+            None => None,
+        };
+        let now = chrono::Utc::now().timestamp_millis();
+        let state = state_from(ViewInputs {
+            link_name: &self.name,
+            status: &status,
+            queue: &queue,
+            letters: &letters,
+            audit_tail: &audit,
+            throughput: history,
+            paused: &[],
+            health: self.health(&status),
+            entity,
+            search_results: search,
+            discrepancies_open: discrepancies,
+            now_ms: now,
+        });
+        self.state_tx.send_replace(state);
+        Ok(())
+    }
+
+    fn health(&self, status: &tally_actors::link::LinkStatus) -> Vec<HealthRow> {
+        let stage_err = |names: &[&str]| {
+            status
+                .stages
+                .iter()
+                .filter(|s| names.contains(&s.name.as_str()))
+                .find_map(|s| s.stats.last_error.clone())
+        };
+        let b = &status.budget;
+        let xero_detail = if let Some(p) = &b.pause_problem {
+            format!(
+                "rate-limited ({p}) until {}",
+                b.paused_until.map(|t| t.to_rfc3339()).unwrap_or_default()
+            )
+        } else {
+            format!("{} calls, {} throttled", b.calls_total, b.throttled_total)
+        };
+        vec![
+            HealthRow {
+                system: "Magento".into(),
+                ok: stage_err(&["ingest", "writeback"]).is_none() && status.supervisor_alive,
+                detail: stage_err(&["ingest", "writeback"]).unwrap_or_else(|| "polling".into()),
+                latency_ms: None,
+            },
+            HealthRow {
+                system: "Xero".into(),
+                ok: b.pause_problem.is_none()
+                    && stage_err(&["contacts", "invoices", "payments"]).is_none(),
+                detail: stage_err(&["contacts", "invoices", "payments"]).unwrap_or(xero_detail),
+                latency_ms: None,
+            },
+        ]
+    }
+
+    async fn entity_view(&self, key: &str) -> Result<Option<EntityView>, String> {
+        let ledger = &self.link.ctx.ledger;
+        let Some(state) = ledger.get(key).await.map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let audit = ledger.audit_for(key).await.map_err(|e| e.to_string())?;
+        let mut summary = vec![
+            ("stage".to_owned(), state.stage.as_str().to_owned()),
+            ("attempts".to_owned(), state.attempts.to_string()),
+        ];
+        if let Some(e) = &state.last_error {
+            summary.push(("last error".into(), e.clone()));
+        }
+        for (k, v) in &state.links {
+            summary.push((k.clone(), v.clone()));
+        }
+        for field in [
+            "grand_total",
+            "tax_amount",
+            "order_currency_code",
+            "customer_email",
+            "status",
+        ] {
+            if let Some(v) = state.data.get(field) {
+                summary.push((
+                    format!("magento {field}"),
+                    v.to_string().trim_matches('"').to_owned(),
+                ));
+            }
+        }
+        if let Some(letter) = ledger.dead_letter(key).await.map_err(|e| e.to_string())? {
+            summary.push(("dead letter".into(), letter.message));
+            if let Some(r) = letter.remote_message {
+                summary.push(("remote message".into(), r));
+            }
+        }
+        Ok(Some(EntityView {
+            key: key.to_owned(),
+            summary,
+            trail: trail(&audit),
+        }))
+    }
+
+    /// Applies an operator command; the answer is shown verbatim.
+    pub async fn apply(&self, cmd: ConsoleCommand) -> Result<String, String> {
+        let stage_name = |s: &str| s.to_owned();
+        match cmd {
+            ConsoleCommand::Retry(key) => self.link.retry(&key).await,
+            ConsoleCommand::RetryAll => self.link.retry_all().await,
+            ConsoleCommand::Drop(key) => self.link.drop_letter(&key).await,
+            ConsoleCommand::Pause(actor) => self
+                .link
+                .pause(&stage_name(&actor))
+                .map(|_| format!("{actor} paused")),
+            ConsoleCommand::Resume(actor) => self
+                .link
+                .resume(&stage_name(&actor))
+                .map(|_| format!("{actor} resumed")),
+            ConsoleCommand::Search(q) => {
+                let hits = self
+                    .link
+                    .ctx
+                    .ledger
+                    .search(&q, 200)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let keys: Vec<String> = hits.into_iter().map(|s| s.key).collect();
+                let n = keys.len();
+                self.ui.lock().search = keys;
+                Ok(format!("{n} match(es) for {q:?}"))
+            }
+            ConsoleCommand::Open(key) => {
+                let view = self.entity_view(&key).await?;
+                if view.is_none() {
+                    return Err(format!("{key} is not in the ledger"));
+                }
+                self.ui.lock().entity = Some(key.clone());
+                self.state_tx.send_modify(|s| s.entity = view);
+                Ok(format!("opened {key}"))
+            }
+            ConsoleCommand::ReconcileNow => {
+                self.link.kick_all();
+                Ok("every stage woken; the reconciler is not part of this build".into())
+            }
+            ConsoleCommand::Quit => Ok("bye".into()),
+        }
+    }
+
+    /// Reacts to a verified Xero event by re-reading the resource (events carry ids only).
+    pub async fn on_xero_event(&self, event: XeroEvent) -> Result<(), String> {
+        super::events::apply(&self.link, event).await
+    }
+
+    pub async fn stop(&self) {
+        if self.stopped.set(()).is_err() {
+            return;
+        }
+        if let Some(t) = self.publisher.lock().take() {
+            t.abort();
+        }
+        self.link.stop_in_place().await;
+    }
+
+    fn reload_rules(&self) -> Result<String, String> {
+        let path = self
+            .config_path
+            .clone()
+            .ok_or("no config file to reload from")?;
+        let raw = crate::config::RawConfig::load(&path).map_err(|e| format!("{e:#}"))?;
+        let cfg = crate::cmd::engine::link_config(&raw).map_err(|e| format!("{e:#}"))?;
+        *self.link.ctx.rules.write() = Arc::new(cfg.mapping);
+        Ok(format!("mapping rules reloaded from {}", path.display()))
+    }
+}
+
+impl DaemonEngine for EngineRuntime {
+    fn state(&self) -> watch::Receiver<ConsoleState> {
+        self.subscribe()
+    }
+
+    fn command(&self, cmd: ConsoleCommand) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(self.apply(cmd))
+    }
+
+    fn magento_order_changed(&self, change: MagentoChange) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            // The push says "look now": ingest reads the order by updated_at straight away.
+            tracing::info!(entity_id = ?change.entity_id, increment_id = ?change.increment_id, "Magento order changed; polling now.");
+            self.link.kick_all();
+            Ok(())
+        })
+    }
+
+    fn xero_event(&self, event: XeroEvent) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(self.on_xero_event(event))
+    }
+
+    fn reload(&self) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async move { self.reload_rules() })
+    }
+
+    fn ready(&self) -> Readiness {
+        let s = self.state_tx.borrow();
+        let mut checks = vec![("ledger".to_owned(), true, "open".to_owned())];
+        for h in &s.health {
+            checks.push((h.system.to_lowercase(), h.ok, h.detail.clone()));
+        }
+        Readiness {
+            ready: checks.iter().all(|c| c.1),
+            checks,
+        }
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.stop())
+    }
+}
