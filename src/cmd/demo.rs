@@ -136,7 +136,7 @@ async fn traffic(sandbox: Arc<Sandbox>, seed: u64) {
         ] {
             obj.remove(k);
         }
-        let broken = n % 12 == 0;
+        let broken = n.is_multiple_of(12);
         if broken {
             let original = obj
                 .get("items")
