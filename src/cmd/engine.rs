@@ -22,6 +22,8 @@ pub struct SyncTable {
     pub max_attempts: Option<u32>,
     pub retry_base_ms: Option<u64>,
     pub writeback: Option<bool>,
+    pub stock: Option<bool>,
+    pub stock_interval_secs: Option<u64>,
 }
 
 /// Reads every table the engine needs and validates the mapping rules.
@@ -55,6 +57,12 @@ pub fn link_config(raw: &RawConfig) -> anyhow::Result<LinkConfig> {
     }
     if let Some(w) = sync.writeback {
         settings.writeback = w;
+    }
+    if let Some(s) = sync.stock {
+        settings.stock = s;
+    }
+    if let Some(secs) = sync.stock_interval_secs {
+        settings.stock_interval = Duration::from_secs(secs.max(1));
     }
     Ok(LinkConfig {
         name: "link".into(),

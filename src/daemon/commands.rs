@@ -14,10 +14,10 @@ use crate::daemon::client::{ControlClient, ReadyReport};
 use crate::daemon::engine::DaemonEngine;
 use crate::daemon::server::Settings;
 
-/// The engine for `tally daemon`; replaced by the lead's constructor
-/// (`crate::cmd::engine::start_engine`) once it exists.
-async fn start_engine(_raw: &RawConfig) -> anyhow::Result<Arc<dyn DaemonEngine>> {
-    anyhow::bail!("engine not wired yet: `tally daemon` needs crate::cmd::engine::start_engine")
+/// The engine for `tally daemon`: the link of this config, publishing its console view.
+async fn start_engine(raw: &RawConfig) -> anyhow::Result<Arc<dyn DaemonEngine>> {
+    let rt = crate::cmd::console::start_runtime(&raw.path).await?;
+    Ok(rt)
 }
 
 /// `tally daemon --config PATH [--listen ADDR]`.

@@ -383,6 +383,31 @@ impl ContactsWorker {
     }
 }
 
+/// A stored order that does not parse is, here, a dead letter an operator sent back after
+/// fixing the order in Magento (ingest buries bad input before this stage). The stored copy
+/// is the one that failed, and ingest may not have polled the fix yet, so read Magento's
+/// current copy before burying it again. `Err` keeps the freshest error.
+async fn reread(
+    ctx: &LinkContext,
+    stale: &Value,
+    err: RecordError,
+) -> Result<(Value, Order), RecordError> {
+    let id = stale
+        .get("entity_id")
+        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()));
+    let Some(id) = id else {
+        return Err(err);
+    };
+    let Ok(raw) = ctx.magento.get_order(id).await else {
+        return Err(err);
+    };
+    if ctx.ensure_skus(&[&raw]).await.is_err() {
+        return Err(err);
+    }
+    let order = ctx.parse_order(&raw)?;
+    Ok((raw, order))
+}
+
 impl StageWorker for ContactsWorker {
     async fn round(&self) -> Result<RoundReport, RoundError> {
         let ctx = &self.ctx;
@@ -411,14 +436,20 @@ impl StageWorker for ContactsWorker {
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
         let mut immediate: Vec<Vec<Write>> = Vec::new();
         let mut known: HashMap<String, Option<String>> = HashMap::new();
-        for o in orders {
+        for mut o in orders {
             let order: Order = match ctx.parse_order(&o.data) {
                 Ok(order) => order,
-                Err(err) => {
-                    immediate.push(vec![bury(&o, ACTOR, &err, None)]);
-                    report.dead += 1;
-                    continue;
-                }
+                Err(err) => match reread(ctx, &o.data, err).await {
+                    Ok((raw, order)) => {
+                        o.data = raw;
+                        order
+                    }
+                    Err(err) => {
+                        immediate.push(vec![bury(&o, ACTOR, &err, None)]);
+                        report.dead += 1;
+                        continue;
+                    }
+                },
             };
             let number = contact_number(&order);
             if !known.contains_key(&number) {

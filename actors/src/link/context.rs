@@ -34,6 +34,9 @@ pub struct LinkSettings {
     pub concurrent_batches: usize,
     /// Write Magento back (comment, invoice) when the Xero invoice is paid.
     pub writeback: bool,
+    /// Bring Xero's tracked-item quantities back to Magento, read this often.
+    pub stock: bool,
+    pub stock_interval: Duration,
 }
 
 impl Default for LinkSettings {
@@ -48,6 +51,8 @@ impl Default for LinkSettings {
             poll_interval: Duration::from_secs(5),
             concurrent_batches: 4,
             writeback: true,
+            stock: true,
+            stock_interval: Duration::from_secs(60),
         }
     }
 }

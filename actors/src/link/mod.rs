@@ -6,7 +6,8 @@
 //!   ├─ contacts   Seen → ContactReady: find or create contacts in batches
 //!   ├─ invoices   ContactReady → Invoiced: ACCREC invoices in batches of 50
 //!   ├─ payments   Invoiced → Paid (or Skipped while unpaid): payments in batches of 50
-//!   └─ writeback  Paid → WrittenBack: Magento invoice/comment
+//!   ├─ writeback  Paid → WrittenBack: Magento invoice/comment
+//!   └─ stock      Xero tracked items' QuantityOnHand → Magento stock (absolute levels)
 //! ```
 //! Every actor holds the shared [`LinkContext`]: the budgeted Xero client, the Magento
 //! client and the ledger handle.
@@ -19,6 +20,7 @@ pub mod keys;
 pub mod payments;
 pub mod runner;
 pub mod stage;
+pub mod stock;
 pub mod supervisor;
 pub mod token_store;
 pub mod writeback;

@@ -17,6 +17,7 @@ use super::ingest::IngestWorker;
 use super::invoices::InvoicesWorker;
 use super::payments::PaymentsWorker;
 use super::stage::{StageActor, StageArgs, StageMsg, StageSnapshot, StageStats, StageWorker};
+use super::stock::StockWorker;
 use super::supervisor::{
     ChildSpec, ChildStatus, LinkSupervisor, RestartPolicy, SupervisorArgs, SupervisorMsg,
     SupervisorView,
@@ -48,6 +49,7 @@ pub const STAGES: &[(&str, Option<Stage>)] = &[
     ("invoices", Some(Stage::ContactReady)),
     ("payments", Some(Stage::Invoiced)),
     ("writeback", Some(Stage::Paid)),
+    ("stock", None),
 ];
 
 #[derive(Debug, Clone, Serialize)]
@@ -181,6 +183,17 @@ impl Link {
                 }
             };
             children.push(child);
+        }
+        if ctx.settings.stock {
+            let st = Arc::new(StageStats::default());
+            stats.push(("stock".to_owned(), st.clone()));
+            children.push(spec(
+                n("stock"),
+                Arc::new(StockWorker::new(ctx.clone())),
+                st,
+                vec![],
+                ctx.settings.stock_interval,
+            ));
         }
         let view = SupervisorView::default();
         let (supervisor, join) = Actor::spawn(
@@ -433,6 +446,7 @@ fn spec<W: StageWorker>(
 ) -> ChildSpec {
     ChildSpec::new(name.clone(), move |sup| {
         let args = StageArgs {
+            name: name.rsplit('/').next().unwrap_or_default().to_owned(),
             worker: worker.clone(),
             stats: stats.clone(),
             downstream: downstream.clone(),

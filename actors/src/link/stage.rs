@@ -116,6 +116,8 @@ impl<W> Default for StageActor<W> {
 }
 
 pub struct StageArgs<W> {
+    /// The stage's short name (`invoices`), used as the metrics label.
+    pub name: String,
     pub worker: Arc<W>,
     pub stats: Arc<StageStats>,
     /// Registered names of the stages to kick after progress (the next steps of the flow).
@@ -125,6 +127,7 @@ pub struct StageArgs<W> {
 }
 
 pub struct StageState<W> {
+    name: String,
     worker: Arc<W>,
     stats: Arc<StageStats>,
     downstream: Vec<String>,
@@ -174,6 +177,7 @@ impl<W: StageWorker> Actor for StageActor<W> {
         let _ = myself.cast(StageMsg::Kick);
         args.stats.running.store(false, Ordering::Relaxed);
         Ok(StageState {
+            name: args.name,
             worker: args.worker,
             stats: args.stats,
             downstream: args.downstream,
@@ -218,6 +222,16 @@ impl<W: StageWorker> Actor for StageActor<W> {
                     .stats
                     .dead
                     .fetch_add(report.dead as u64, Ordering::Relaxed);
+                for (outcome, n) in [
+                    ("done", report.done),
+                    ("retrying", report.retrying),
+                    ("dead", report.dead),
+                ] {
+                    if n > 0 {
+                        metrics::counter!("tally_operations_total", "actor" => state.name.clone(), "outcome" => outcome)
+                            .increment(n as u64);
+                    }
+                }
                 if report.done > 0 {
                     for name in &state.downstream {
                         kick(name);
@@ -272,6 +286,7 @@ mod tests {
             None,
             StageActor::<Countdown>::default(),
             StageArgs {
+                name: "test".into(),
                 worker: worker.clone(),
                 stats: stats.clone(),
                 downstream: vec![],
@@ -315,6 +330,7 @@ mod tests {
             None,
             StageActor::<Countdown>::default(),
             StageArgs {
+                name: "test".into(),
                 worker,
                 stats: stats.clone(),
                 downstream: vec![],
