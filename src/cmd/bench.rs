@@ -1,0 +1,427 @@
+//! `tally bench backfill`: the sandbox and the engine in one process, a backlog of N orders,
+//! and the numbers that say whether the engine spends Xero's budget well and how fast it is
+//! when the budget is out of the way.
+//!
+//! Budget utilisation is defined on the sandbox's simulated clock, because that is the clock
+//! Xero's limits are counted on: the budget is sampled once per simulated second; a second
+//! counts as "work was waiting" when, at its start, callers were queued on the budget; for
+//! each such second Xero allowed `per_minute / 60` calls, and the calls the engine made in it
+//! (by the budget's own call counter) are set against that. Seconds in which nobody was
+//! waiting are left out: an idle budget is not under-used, it simply had nothing to do.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tally_actors::budget::BudgetSnapshot;
+use tally_actors::ledger::Stage;
+use tally_actors::link::{Link, LinkContext};
+use tally_fixtures::sandbox::{Sandbox, SandboxOptions};
+use tally_fixtures::xero::{XeroLimits as SimLimits, XeroSimConfig};
+use tokio::sync::watch;
+
+use super::engine::{link_config, open_ledger};
+use crate::cli::{BenchArgs, BenchWhat};
+use crate::config::RawConfig;
+
+/// How long a backfill may run before the benchmark gives up and reports what it has.
+const RUN_LIMIT: Duration = Duration::from_secs(3 * 3600);
+/// "Unlimited" limits: far beyond anything a run can reach, yet small enough that the
+/// simulator's and the budget's arithmetic on them cannot overflow.
+const LIFTED: u32 = 1_000_000_000;
+/// How often the end of the backfill is checked for (real time).
+const IDLE_POLL: Duration = Duration::from_millis(10);
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    match args.what {
+        BenchWhat::Backfill {
+            orders,
+            time_scale,
+            unlimited,
+            seed,
+        } => {
+            let report = backfill(BackfillOptions {
+                orders,
+                time_scale,
+                unlimited,
+                seed,
+            })
+            .await?;
+            println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+            Ok(if report.finished && report.dead_letters == 0 {
+                ExitCode::SUCCESS
+            } else if report.finished {
+                ExitCode::from(1)
+            } else {
+                ExitCode::from(3)
+            })
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BackfillOptions {
+    pub orders: usize,
+    pub time_scale: f64,
+    pub unlimited: bool,
+    pub seed: u64,
+}
+
+/// What one backfill measured. Times are real (wall-clock) unless named `simulated`.
+#[derive(Debug, Clone)]
+pub struct BackfillReport {
+    pub options: BackfillOptions,
+    pub finished: bool,
+    pub orders_seeded: usize,
+    /// Orders in a final stage: written back (or paid, with writeback off) or invoiced and
+    /// awaiting a payment the customer has not made.
+    pub orders_synced: u64,
+    pub orders_by_stage: Value,
+    pub dead_letters: u64,
+    pub xero_calls: u64,
+    pub xero_429s: u64,
+    pub xero_retries: u64,
+    pub utilisation: Utilisation,
+    /// Connecting: token, organisation, tax rates, items and the catalogue.
+    pub setup: Duration,
+    /// From the link's start until it was idle.
+    pub run: Duration,
+    pub peak_rss_kb: Option<u64>,
+    /// Resident memory after the sandbox was seeded, before the engine existed.
+    pub rss_after_sandbox_kb: Option<u64>,
+    pub rss_at_start_kb: Option<u64>,
+    pub ledger: Value,
+    pub sandbox: Value,
+}
+
+impl BackfillReport {
+    /// Simulated minutes the run took, on the clock Xero's limits are counted on.
+    pub fn simulated_minutes(&self) -> f64 {
+        self.run.as_secs_f64() * self.options.time_scale / 60.0
+    }
+
+    pub fn to_json(&self) -> Value {
+        let secs = self.run.as_secs_f64();
+        let per = |n: f64, d: f64| if d > 0.0 { Some(n / d) } else { None };
+        let mb = |kb: Option<u64>| kb.map(|k| (k as f64 / 1024.0 * 10.0).round() / 10.0);
+        let engine_estimate = match (self.peak_rss_kb, self.rss_after_sandbox_kb) {
+            (Some(p), Some(s)) => Some(p.saturating_sub(s)),
+            _ => None,
+        };
+        json!({
+            "orders": self.options.orders,
+            "time_scale": self.options.time_scale,
+            "unlimited": self.options.unlimited,
+            "seed": self.options.seed,
+            "finished": self.finished,
+            "orders_seeded": self.orders_seeded,
+            "orders_synced": self.orders_synced,
+            "orders_by_stage": self.orders_by_stage,
+            "dead_letters": self.dead_letters,
+            "xero_calls": self.xero_calls,
+            "calls_per_order": per(self.xero_calls as f64, self.orders_synced as f64),
+            "xero_429s": self.xero_429s,
+            "xero_retries": self.xero_retries,
+            "budget_utilisation": if self.options.unlimited { None } else { self.utilisation.ratio() },
+            "budget": {
+                "definition": "calls made in simulated seconds that began with callers queued on the Xero budget, \
+                               divided by per_minute/60 for each such second",
+                "waiting_simulated_secs": round3(self.utilisation.waiting_sim_secs),
+                "calls_while_waiting": self.utilisation.calls_while_waiting,
+                "calls_allowed_while_waiting": round3(self.utilisation.allowed),
+                "per_minute": self.utilisation.per_minute,
+            },
+            "orders_per_xero_minute": per(self.orders_synced as f64, self.simulated_minutes()),
+            "orders_per_second": per(self.orders_synced as f64, secs),
+            "simulated_minutes": round3(self.simulated_minutes()),
+            "setup_secs": round3(self.setup.as_secs_f64()),
+            "wall_secs": round3(secs),
+            "peak_rss_mb": mb(self.peak_rss_kb),
+            "rss_at_start_mb": mb(self.rss_at_start_kb),
+            "rss_after_sandbox_seed_mb": mb(self.rss_after_sandbox_kb),
+            "engine_rss_estimate_mb": mb(engine_estimate),
+            "ledger": self.ledger,
+            "sandbox": self.sandbox,
+        })
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Calls made against calls allowed while work was waiting on the Xero budget.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Utilisation {
+    pub per_minute: u32,
+    pub waiting_sim_secs: f64,
+    pub calls_while_waiting: u64,
+    pub allowed: f64,
+}
+
+/// One look at the budget: when (simulated seconds since the start), calls so far, waiters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BudgetSample {
+    pub sim_secs: f64,
+    pub calls_total: u64,
+    pub waiting: u32,
+}
+
+impl Utilisation {
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute,
+            ..Self::default()
+        }
+    }
+
+    /// Accounts the interval between two consecutive samples.
+    pub fn add(&mut self, from: BudgetSample, to: BudgetSample) {
+        let dt = to.sim_secs - from.sim_secs;
+        if from.waiting == 0 || dt <= 0.0 {
+            return;
+        }
+        self.waiting_sim_secs += dt;
+        self.calls_while_waiting += to.calls_total.saturating_sub(from.calls_total);
+        self.allowed += f64::from(self.per_minute) / 60.0 * dt;
+    }
+
+    /// `None` when work never waited on the budget (nothing to measure).
+    pub fn ratio(&self) -> Option<f64> {
+        (self.allowed > 0.0).then(|| self.calls_while_waiting as f64 / self.allowed)
+    }
+}
+
+/// Samples the budget every simulated second until told to stop.
+async fn sample_budget(
+    ctx: Arc<LinkContext>,
+    time_scale: f64,
+    mut stop: watch::Receiver<bool>,
+) -> Utilisation {
+    let budget = ctx.xero.budget().clone();
+    let mut util = Utilisation::new(budget.limits().per_minute);
+    let start = Instant::now();
+    let sample = |s: &BudgetSnapshot| BudgetSample {
+        sim_secs: start.elapsed().as_secs_f64() * time_scale,
+        calls_total: s.calls_total,
+        waiting: s.waiting,
+    };
+    let period = Duration::from_secs_f64(1.0 / time_scale).max(Duration::from_millis(1));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = sample(&budget.snapshot());
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => {
+                util.add(last, sample(&budget.snapshot()));
+                return util;
+            }
+        }
+        let now = sample(&budget.snapshot());
+        util.add(last, now);
+        last = now;
+    }
+}
+
+/// The process's resident set (`VmRSS`) or its peak (`VmHWM`), in kB (Linux only).
+pub fn proc_status_kb(field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_status_kb(&text, field)
+}
+
+fn parse_status_kb(text: &str, field: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        rest.trim().trim_end_matches("kB").trim().parse().ok()
+    })
+}
+
+/// A scratch directory for the ledger, removed when dropped.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new() -> std::io::Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!("tally-bench-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self(dir))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The sandbox's own tally config, with Xero's limits lifted for the engine too when asked.
+fn bench_config(
+    sandbox: &Sandbox,
+    ledger: &Path,
+    dir: &Path,
+    unlimited: bool,
+) -> anyhow::Result<RawConfig> {
+    let mut text = sandbox.tally_config(ledger);
+    if unlimited {
+        text.push_str(&format!(
+            "\n[xero.limits]\nper_minute = {LIFTED}\nconcurrent = {LIFTED}\nper_day = {LIFTED}\n"
+        ));
+    }
+    RawConfig::parse(&dir.join("tally.toml"), &text)
+}
+
+/// Runs one backfill: seed the sandbox, connect the engine, sync until idle, measure.
+pub async fn backfill(opts: BackfillOptions) -> anyhow::Result<BackfillReport> {
+    anyhow::ensure!(
+        opts.time_scale.is_finite() && opts.time_scale > 0.0,
+        "--time-scale must be a positive number"
+    );
+    let rss_at_start_kb = proc_status_kb("VmRSS");
+    let mut xero_config = XeroSimConfig::default();
+    if opts.unlimited {
+        xero_config.limits = SimLimits {
+            per_minute: LIFTED,
+            concurrent: LIFTED,
+            per_day: LIFTED,
+            app_per_minute: LIFTED,
+        };
+    }
+    let sandbox = Sandbox::start(SandboxOptions {
+        seed: opts.seed,
+        orders: opts.orders,
+        time_scale: opts.time_scale,
+        xero_config,
+        ..SandboxOptions::default()
+    })
+    .await?;
+    let rss_after_sandbox_kb = proc_status_kb("VmRSS");
+    let scratch = ScratchDir::new()?;
+    let ledger_path = scratch.path().join("tally.redb");
+    let raw = bench_config(&sandbox, &ledger_path, scratch.path(), opts.unlimited)?;
+    let cfg = link_config(&raw)?;
+
+    let setup_started = Instant::now();
+    let ledger = open_ledger(&cfg.ledger_path).await?;
+    let ctx = Link::connect_with(cfg, ledger).await?;
+    let setup = setup_started.elapsed();
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sampler = tokio::spawn(sample_budget(ctx.clone(), opts.time_scale, stop_rx));
+    let started = Instant::now();
+    let link = Link::start(ctx.clone()).await?;
+    let finished = wait_idle(&link, started + RUN_LIMIT).await?;
+    let run = started.elapsed();
+    let _ = stop_tx.send(true);
+    let utilisation = sampler.await?;
+
+    let status = link.status().await.map_err(anyhow::Error::msg)?;
+    let counters = ctx.xero.counters();
+    let stats = ctx.ledger.stats();
+    link.stop().await;
+    let by = |s: Stage| status.by_stage.get(s.as_str()).copied().unwrap_or(0);
+    let orders_synced = by(Stage::WrittenBack) + by(Stage::Paid) + by(Stage::Skipped);
+    let sim = sandbox.counters();
+    let sandbox_summary = json!({
+        "xero_totals": sim.pointer("/xero/totals"),
+        "xero_duplicates": sim.pointer("/xero/duplicates"),
+        "xero_429s_sent": sim.pointer("/xero/rate_limited_429"),
+        "xero_peak_in_flight": sim.pointer("/xero/peak_in_flight"),
+    });
+    let report = BackfillReport {
+        orders_seeded: sandbox.counts().orders,
+        options: opts,
+        finished,
+        orders_synced,
+        orders_by_stage: serde_json::to_value(&status.by_stage)?,
+        dead_letters: status.dead_letters,
+        xero_calls: counters.calls,
+        xero_429s: counters.throttled,
+        xero_retries: counters.retries,
+        utilisation,
+        setup,
+        run,
+        peak_rss_kb: proc_status_kb("VmHWM"),
+        rss_after_sandbox_kb,
+        rss_at_start_kb,
+        ledger: json!({
+            "transactions": stats.transactions,
+            "commits": stats.commits,
+            "rejected": stats.rejected,
+            "largest_group": stats.largest_group,
+        }),
+        sandbox: sandbox_summary,
+    };
+    drop(ctx);
+    sandbox.shutdown().await;
+    Ok(report)
+}
+
+/// Idle twice in a row, polled often so the measured time is the engine's, not the poll's.
+async fn wait_idle(link: &Link, deadline: Instant) -> anyhow::Result<bool> {
+    let mut streak = 0;
+    while Instant::now() < deadline {
+        if link.is_idle().await.map_err(anyhow::Error::msg)? {
+            streak += 1;
+            if streak >= 2 {
+                return Ok(true);
+            }
+        } else {
+            streak = 0;
+        }
+        tokio::time::sleep(IDLE_POLL).await;
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(sim_secs: f64, calls_total: u64, waiting: u32) -> BudgetSample {
+        BudgetSample {
+            sim_secs,
+            calls_total,
+            waiting,
+        }
+    }
+
+    #[test]
+    fn only_seconds_that_began_with_waiters_count() {
+        let mut u = Utilisation::new(60);
+        // Waiting: 1 call in 1 s against 1 allowed.
+        u.add(s(0.0, 0, 3), s(1.0, 1, 3));
+        // Nobody waiting: 5 calls here are not counted.
+        u.add(s(1.0, 1, 0), s(2.0, 6, 2));
+        // Waiting for half a second with no call made.
+        u.add(s(2.0, 6, 2), s(2.5, 6, 2));
+        assert_eq!(u.calls_while_waiting, 1);
+        assert!((u.waiting_sim_secs - 1.5).abs() < 1e-9);
+        assert!((u.allowed - 1.5).abs() < 1e-9);
+        assert!((u.ratio().unwrap() - 1.0 / 1.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn no_waiting_means_no_ratio() {
+        let mut u = Utilisation::new(60);
+        u.add(s(0.0, 0, 0), s(1.0, 10, 0));
+        assert_eq!(u.ratio(), None);
+    }
+
+    #[test]
+    fn proc_status_fields_parse_in_kb() {
+        let text = "Name:\ttally\nVmHWM:\t  123456 kB\nVmRSS:\t   2048 kB\n";
+        assert_eq!(parse_status_kb(text, "VmHWM"), Some(123_456));
+        assert_eq!(parse_status_kb(text, "VmRSS"), Some(2048));
+        assert_eq!(parse_status_kb(text, "VmPeak"), None);
+    }
+}
