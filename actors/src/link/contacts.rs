@@ -386,13 +386,16 @@ impl ContactsWorker {
 /// A stored order that does not parse is, here, a dead letter an operator sent back after
 /// fixing the order in Magento (ingest buries bad input before this stage). The stored copy
 /// is the one that failed, and ingest may not have polled the fix yet, so read Magento's
-/// current copy before burying it again. `Err` keeps the freshest error.
+/// current copy before burying it again. `Err` keeps the freshest error. On success the
+/// state gets the fresh copy and the links ingest gives a good order (it never gave them to
+/// this one), which writeback needs to find the order in Magento.
 async fn reread(
     ctx: &LinkContext,
-    stale: &Value,
+    state: &mut EntityState,
     err: RecordError,
-) -> Result<(Value, Order), RecordError> {
-    let id = stale
+) -> Result<Order, RecordError> {
+    let id = state
+        .data
         .get("entity_id")
         .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()));
     let Some(id) = id else {
@@ -405,7 +408,14 @@ async fn reread(
         return Err(err);
     }
     let order = ctx.parse_order(&raw)?;
-    Ok((raw, order))
+    state.data = raw;
+    state
+        .links
+        .insert("magento_entity_id".into(), id.to_string());
+    state
+        .links
+        .insert("email".into(), order.customer.email_key.clone());
+    Ok(order)
 }
 
 impl StageWorker for ContactsWorker {
@@ -418,7 +428,8 @@ impl StageWorker for ContactsWorker {
             .await
             .map_err(|e| e.to_string())?
             .into_iter()
-            .filter(|s| is_due(s, now))
+            // Stock items also wait in `Seen`; they are the stock worker's.
+            .filter(|s| s.kind == EntityKind::Order && is_due(s, now))
             .collect();
         if orders.is_empty() {
             return Ok(RoundReport::default());
@@ -439,11 +450,8 @@ impl StageWorker for ContactsWorker {
         for mut o in orders {
             let order: Order = match ctx.parse_order(&o.data) {
                 Ok(order) => order,
-                Err(err) => match reread(ctx, &o.data, err).await {
-                    Ok((raw, order)) => {
-                        o.data = raw;
-                        order
-                    }
+                Err(err) => match reread(ctx, &mut o, err).await {
+                    Ok(order) => order,
                     Err(err) => {
                         immediate.push(vec![bury(&o, ACTOR, &err, None)]);
                         report.dead += 1;
