@@ -173,11 +173,15 @@ pub fn dec_or_zero(obj: &Value, key: &str) -> Decimal {
 }
 
 /// The Xero organisation as an outside client sees it: a client-credentials token from
-/// `/connect/token`, the tenant from `/connections`, then paged reads.
+/// `/connect/token`, the tenant from `/connections`, then paged reads. Tokens live 30
+/// simulated minutes, seconds at a high time scale, so each read takes a fresh one.
 pub struct XeroReader {
     client: reqwest::Client,
     api_url: String,
-    token: String,
+    identity_url: String,
+    client_id: String,
+    client_secret: String,
+    scopes: String,
     tenant: String,
 }
 
@@ -193,29 +197,19 @@ impl XeroReader {
                 .unwrap_or_else(|| panic!("[xero] {k} in config"))
                 .to_owned()
         };
-        let identity = s("identity_url");
-        let client = reqwest::Client::new();
-        let token: Value = client
-            .post(format!("{}/connect/token", identity.trim_end_matches('/')))
-            .basic_auth(s("client_id"), Some(s("client_secret")))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("scope", s("scopes").as_str()),
-            ])
-            .send()
-            .await
-            .expect("token request")
-            .error_for_status()
-            .expect("token granted")
-            .json()
-            .await
-            .expect("token JSON");
-        let token = token["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_owned();
-        let connections: Value = client
-            .get(format!("{}/connections", identity.trim_end_matches('/')))
+        let mut reader = XeroReader {
+            client: reqwest::Client::new(),
+            api_url: s("api_url").trim_end_matches('/').to_owned(),
+            identity_url: s("identity_url").trim_end_matches('/').to_owned(),
+            client_id: s("client_id"),
+            client_secret: s("client_secret"),
+            scopes: s("scopes"),
+            tenant: String::new(),
+        };
+        let token = reader.token().await;
+        let connections: Value = reader
+            .client
+            .get(format!("{}/connections", reader.identity_url))
             .bearer_auth(&token)
             .send()
             .await
@@ -225,24 +219,44 @@ impl XeroReader {
             .json()
             .await
             .expect("connections JSON");
-        let tenant = connections[0]["tenantId"]
+        reader.tenant = connections[0]["tenantId"]
             .as_str()
             .expect("one connected tenant")
             .to_owned();
-        XeroReader {
-            client,
-            api_url: s("api_url").trim_end_matches('/').to_owned(),
-            token,
-            tenant,
-        }
+        reader
     }
 
-    /// `GET {api}/{path}` with the token and tenant; the JSON body (panics on a non-2xx).
+    /// A fresh access token (client credentials grant).
+    pub async fn token(&self) -> String {
+        let token: Value = self
+            .client
+            .post(format!("{}/connect/token", self.identity_url))
+            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", self.scopes.as_str()),
+            ])
+            .send()
+            .await
+            .expect("token request")
+            .error_for_status()
+            .expect("token granted")
+            .json()
+            .await
+            .expect("token JSON");
+        token["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// `GET {api}/{path}` with a fresh token and the tenant; the JSON body (panics on a
+    /// non-2xx).
     pub async fn get(&self, path_and_query: &str) -> Value {
         let resp = self
             .client
             .get(format!("{}/{}", self.api_url, path_and_query))
-            .bearer_auth(&self.token)
+            .bearer_auth(self.token().await)
             .header("xero-tenant-id", &self.tenant)
             .header("accept", "application/json")
             .send()
