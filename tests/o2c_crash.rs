@@ -1,0 +1,454 @@
+//! Acceptance: crash safety. `tally sync --once` is SIGKILLed at seeded random moments
+//! during a backfill, restarted each time, and finally allowed to finish; the sandbox runs in
+//! this test's process so it outlives every kill. Afterwards both systems must hold exactly
+//! one of everything (no duplicate and no missing invoice, payment, contact or Magento
+//! write), and the ledger must reopen with a complete, intent-before-outcome audit trail.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tally_actors::ledger::{AuditEntry, EntityKind, Ledger, Stage};
+
+use common::{
+    SandboxEnv, XeroReader, assert_books_balance, config_with, magento_customer_emails, path_str,
+    sandbox_env, sync_once,
+};
+
+const ORDERS: usize = 800;
+const SEED: u64 = 2024;
+/// A rate-limit minute passes in half a second: the engine still has to pace itself, so a
+/// run lasts long enough to be killed in every stage.
+const TIME_SCALE: f64 = 120.0;
+const MIN_KILLS: usize = 24;
+/// Gives up (fails) if some stage was still never interrupted after this many kills.
+const MAX_KILLS: usize = 60;
+/// The stages a kill must have landed in at least once.
+const STAGES: [&str; 5] = ["ingest", "contacts", "invoices", "payments", "writeback"];
+const KILL_SEED: u64 = 0x7a11_c2a5;
+
+/// SplitMix64: a few lines of seeded, reproducible randomness without a dependency.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `lo..hi` (the tiny modulo bias is irrelevant here).
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo)
+    }
+}
+
+/// What the ledger said after one kill (orders only: the ledger also holds contacts and
+/// stock items).
+#[derive(Debug, Default, Clone)]
+struct AfterKill {
+    by_stage: BTreeMap<Stage, u64>,
+    orders: u64,
+    /// Operations of the entities caught between a committed intent and its outcome.
+    open_intents: Vec<String>,
+}
+
+impl AfterKill {
+    fn n(&self, s: Stage) -> u64 {
+        self.by_stage.get(&s).copied().unwrap_or(0)
+    }
+
+    /// The stages that still had work when the process died, i.e. the ones a kill at this
+    /// moment could have interrupted.
+    fn busy(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.orders < ORDERS as u64 {
+            out.push("ingest");
+        }
+        if self.n(Stage::Seen) > 0 || self.open_intents.iter().any(|o| o == "PUT Contacts") {
+            out.push("contacts");
+        }
+        if self.n(Stage::ContactReady) + self.n(Stage::InvoicePosting) > 0 {
+            out.push("invoices");
+        }
+        if self.n(Stage::Invoiced) + self.n(Stage::PaymentPosting) > 0 {
+            out.push("payments");
+        }
+        if self.n(Stage::Paid) > 0 {
+            out.push("writeback");
+        }
+        out
+    }
+}
+
+const ORDER_STAGES: [Stage; 9] = [
+    Stage::Seen,
+    Stage::ContactReady,
+    Stage::InvoicePosting,
+    Stage::Invoiced,
+    Stage::PaymentPosting,
+    Stage::Paid,
+    Stage::WrittenBack,
+    Stage::Skipped,
+    Stage::Dead,
+];
+
+/// Opens the ledger (repairing it after the kill, as the next run would), reads what it
+/// needs, and closes it again before the next run opens it.
+async fn read_ledger(path: &Path) -> AfterKill {
+    let p = path.to_owned();
+    let ledger = tokio::task::spawn_blocking(move || Ledger::open(&p))
+        .await
+        .unwrap()
+        .expect("the ledger reopens after SIGKILL");
+    let mut after = AfterKill::default();
+    for stage in ORDER_STAGES {
+        let n = ledger
+            .by_stage(stage, usize::MAX)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|s| s.kind == EntityKind::Order)
+            .count() as u64;
+        after.orders += n;
+        after.by_stage.insert(stage, n);
+    }
+    after.open_intents = ledger
+        .with_intent()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| matches!(s.kind, EntityKind::Order | EntityKind::Contact))
+        .filter_map(|s| s.intent.map(|i| i.op))
+        .collect();
+    drop(ledger);
+    after
+}
+
+/// The `to` stages of an audit trail, with the detail of intent entries marked.
+fn trail(audit: &[AuditEntry]) -> Vec<String> {
+    audit
+        .iter()
+        .map(|e| {
+            if e.detail.starts_with("intent ") {
+                format!("{}({})", e.to.as_str(), e.detail)
+            } else {
+                e.to.as_str().to_owned()
+            }
+        })
+        .collect()
+}
+
+/// Every move into `outcome` must come after an intent entry for `op` into `posting` that
+/// no other outcome has consumed: nothing was sent without its intent committed first.
+fn assert_intent_before_outcome(
+    key: &str,
+    audit: &[AuditEntry],
+    posting: Stage,
+    op: &str,
+    outcome: Stage,
+) {
+    let mut open_intent = false;
+    let mut outcomes = 0;
+    for e in audit {
+        if e.to == posting && e.detail.starts_with(&format!("intent {op}")) {
+            open_intent = true;
+        }
+        if e.to == outcome && e.from == Some(posting) {
+            assert!(
+                open_intent,
+                "{key}: moved to {outcome} without a committed {op} intent: {:?}",
+                trail(audit)
+            );
+            open_intent = false;
+            outcomes += 1;
+        }
+    }
+    assert!(
+        outcomes <= 1,
+        "{key}: reached {outcome} {outcomes} times: {:?}",
+        trail(audit)
+    );
+}
+
+async fn spawn_sync(config: &Path) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["sync", "--once", "--config", path_str(config)])
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn tally sync")
+}
+
+/// Requests the Xero simulator has received on routes matching `route`.
+fn xero_requests(env: &SandboxEnv, route: impl Fn(&str) -> bool) -> u64 {
+    env.sandbox
+        .xero
+        .counters()
+        .snapshot()
+        .requests
+        .iter()
+        .filter(|(r, _)| route(r))
+        .map(|(_, by_status)| by_status.values().sum::<u64>())
+        .sum()
+}
+
+/// Waits until this run has connected (read the Organisation, counted by the sandbox), or
+/// the process exits. A bound on a hang, not a speed target.
+async fn connected(env: &SandboxEnv, child: &mut tokio::process::Child) -> bool {
+    let route = |r: &str| r == "GET /api.xro/2.0/Organisation";
+    let before = xero_requests(env, route);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while xero_requests(env, route) == before {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        assert!(Instant::now() < deadline, "tally never connected");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
+}
+
+struct Kill {
+    delay: Duration,
+    after: AfterKill,
+}
+
+fn covered(kills: &[Kill]) -> bool {
+    STAGES
+        .iter()
+        .all(|s| kills.iter().any(|k| k.after.busy().contains(s)))
+}
+
+/// Starts `tally sync --once` again and again, SIGKILLing it each time at a seeded random
+/// delay after it connected, until at least [`MIN_KILLS`] kills have landed and every stage
+/// has had work in progress at one of them (or the backfill finishes on its own).
+///
+/// The delay is drawn from a window that adapts to the machine: a run killed before it
+/// committed anything gets a longer window next time, one that made progress a shorter one,
+/// so the backfill always moves forward in small steps and kills keep landing in whatever
+/// stage is running rather than only at start-up (or only after the end).
+async fn crash_repeatedly(env: &SandboxEnv, config: &Path) -> Vec<Kill> {
+    let mut rng = SplitMix(KILL_SEED);
+    let mut kills: Vec<Kill> = Vec::new();
+    let mut window_ms = 1000;
+    let mut last = AfterKill::default();
+    while kills.len() < MIN_KILLS || !covered(&kills) {
+        assert!(
+            kills.len() < MAX_KILLS,
+            "{MAX_KILLS} kills and some stage was never interrupted"
+        );
+        let delay = Duration::from_millis(rng.range(window_ms / 5, window_ms));
+        let mut child = spawn_sync(config).await;
+        let mut finished = !connected(env, &mut child).await;
+        if !finished {
+            tokio::select! {
+                _ = child.wait() => finished = true,
+                _ = tokio::time::sleep(delay) => child.kill().await.expect("SIGKILL tally"),
+            }
+        }
+        if finished {
+            let status = child.wait().await.unwrap();
+            eprintln!(
+                "the backfill finished ({status}) after {} kills",
+                kills.len()
+            );
+            break;
+        }
+        let after = read_ledger(&env.ledger).await;
+        let progressed = after.by_stage != last.by_stage;
+        window_ms = if progressed {
+            window_ms.saturating_sub(250).max(800)
+        } else {
+            window_ms + 400
+        };
+        eprintln!(
+            "kill {:>2}: {:>4} ms after connecting; busy {:<38} open intents {:>3} {:?}",
+            kills.len() + 1,
+            delay.as_millis(),
+            after.busy().join("+"),
+            after.open_intents.len(),
+            after
+                .by_stage
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(s, n)| format!("{}={n}", s.as_str()))
+                .collect::<Vec<_>>()
+        );
+        last = after.clone();
+        kills.push(Kill { delay, after });
+    }
+    kills
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_points_leaves_no_duplicate_and_nothing_missing() {
+    let started = Instant::now();
+    let env = sandbox_env(SEED, ORDERS, TIME_SCALE).await;
+    // Quick retries: a kill can leave work waiting on a retry time.
+    let config = config_with(
+        &env,
+        "crash.toml",
+        &[],
+        &[("retry_base_ms", toml::Value::Integer(50))],
+    );
+    let customer_emails = magento_customer_emails(&env).await;
+    let contacts_before = XeroReader::connect(&env.config).await.all("Contacts").await;
+
+    let kills = crash_repeatedly(&env, &config).await;
+    assert!(
+        kills.len() >= 20,
+        "only {} kills before the backfill finished",
+        kills.len()
+    );
+
+    // Then let it finish.
+    let (run, summary) = sync_once(&config).await;
+    assert_eq!(
+        run.code,
+        Some(0),
+        "summary: {summary}\nstderr: {}",
+        run.stderr
+    );
+    assert_eq!(summary["finished"], json!(true));
+    assert_eq!(summary["dead_letters"], json!([]));
+
+    let mut per_stage: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut per_intent: BTreeMap<String, usize> = BTreeMap::new();
+    for k in &kills {
+        for s in k.after.busy() {
+            *per_stage.entry(s).or_default() += 1;
+        }
+        let mut ops: Vec<&String> = k.after.open_intents.iter().collect();
+        ops.sort();
+        ops.dedup();
+        for op in ops {
+            *per_intent.entry(op.clone()).or_default() += 1;
+        }
+    }
+    let longest = kills.iter().map(|k| k.delay).max().unwrap_or_default();
+    eprintln!(
+        "{} kills (longest delay {longest:?}); kills by stage with work in progress: {per_stage:?}; kills that left \
+         intents without outcome, by operation: {per_intent:?}",
+        kills.len()
+    );
+    for stage in STAGES {
+        assert!(
+            per_stage.get(stage).copied().unwrap_or(0) > 0,
+            "no kill landed while {stage} had work: {per_stage:?}"
+        );
+    }
+
+    let books = assert_books_balance(&env, &customer_emails, &contacts_before).await;
+    eprintln!("after {} kills: {books:?}", kills.len());
+
+    // The ledger reopens; every order is settled, no intent is left open, and every order's
+    // audit trail has each intent committed before its outcome.
+    let settled = read_ledger(&env.ledger).await;
+    assert_eq!(
+        settled.n(Stage::WrittenBack) + settled.n(Stage::Skipped),
+        ORDERS as u64,
+        "every order written back or awaiting payment: {:?}",
+        settled.by_stage
+    );
+    assert_eq!(settled.n(Stage::WrittenBack) as usize, books.payments);
+    assert!(
+        settled.open_intents.is_empty(),
+        "open intents remain: {:?}",
+        settled.open_intents
+    );
+    let p = env.ledger.clone();
+    let ledger = tokio::task::spawn_blocking(move || Ledger::open(&p))
+        .await
+        .unwrap()
+        .expect("ledger reopens");
+    assert!(ledger.dead_letters().await.unwrap().is_empty());
+    let mut adopted = Vec::new();
+    for id in 1..=ORDERS {
+        let key = EntityKind::Order.key(&format!("{id:09}"));
+        let audit = ledger.audit_for(&key).await.unwrap();
+        assert!(!audit.is_empty(), "{key} has no audit trail");
+        assert_eq!(audit[0].to, Stage::Seen, "{key}: {:?}", trail(&audit));
+        assert_intent_before_outcome(
+            &key,
+            &audit,
+            Stage::InvoicePosting,
+            "PUT Invoices",
+            Stage::Invoiced,
+        );
+        assert_intent_before_outcome(
+            &key,
+            &audit,
+            Stage::PaymentPosting,
+            "PUT Payments",
+            Stage::Paid,
+        );
+        if audit.iter().any(|e| {
+            e.detail
+                .starts_with("found in Xero after an interrupted post")
+        }) {
+            adopted.push(key);
+        }
+    }
+    // A sample: a paid order's whole life, in order.
+    let sample = ledger
+        .by_stage(Stage::WrittenBack, 1)
+        .await
+        .unwrap()
+        .pop()
+        .expect("a written-back order");
+    let audit = ledger.audit_for(&sample.key).await.unwrap();
+    let stages: Vec<Stage> = audit.iter().map(|e| e.to).collect();
+    let first = |s: Stage| {
+        stages
+            .iter()
+            .position(|x| *x == s)
+            .unwrap_or_else(|| panic!("{}: never {s}: {:?}", sample.key, trail(&audit)))
+    };
+    let life = [
+        Stage::Seen,
+        Stage::ContactReady,
+        Stage::InvoicePosting,
+        Stage::Invoiced,
+        Stage::PaymentPosting,
+        Stage::Paid,
+        Stage::WrittenBack,
+    ];
+    let positions: Vec<usize> = life.iter().map(|s| first(*s)).collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "{}: stages out of order: {:?}",
+        sample.key,
+        trail(&audit)
+    );
+    assert!(
+        audit[first(Stage::InvoicePosting)]
+            .detail
+            .starts_with("intent PUT Invoices"),
+        "{:?}",
+        trail(&audit)
+    );
+    assert!(
+        audit[first(Stage::PaymentPosting)]
+            .detail
+            .starts_with("intent PUT Payments"),
+        "{:?}",
+        trail(&audit)
+    );
+    eprintln!("sample {}: {:?}", sample.key, trail(&audit));
+    eprintln!(
+        "{} orders were adopted from Xero after an interrupted post, e.g. {:?}; {:?} in all",
+        adopted.len(),
+        adopted.first(),
+        started.elapsed()
+    );
+}
