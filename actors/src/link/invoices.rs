@@ -16,10 +16,10 @@ use serde_json::Value;
 
 use super::contacts::chunk;
 use super::context::{LinkContext, bury, fail_or_bury, is_due, now_ms, record_name};
-use super::keys::{batch_key, sha256_hex};
+use super::intents::{Sendable, commit_intents};
 use super::stage::{RoundError, RoundReport, StageWorker};
 use crate::budget::Priority;
-use crate::ledger::{EntityState, Intent, Stage, Write};
+use crate::ledger::{EntityState, Stage, Write};
 use crate::mapping::invoice_for;
 use crate::model::RecordError;
 use crate::model::money::parse_money;
@@ -148,52 +148,22 @@ impl InvoicesWorker {
     ) -> Result<RoundReport, RoundError> {
         let ctx = &self.ctx;
         let mut report = RoundReport::default();
-        let bodies: Vec<Value> = batch.iter().map(|(_, b, _)| b.clone()).collect();
-        let key = batch_key("invoices", &bodies);
-        let mut intents = Vec::with_capacity(batch.len());
-        for (s, body, _) in &batch {
-            let mut s = s.clone();
-            s.stage = Stage::InvoicePosting;
-            s.intent = Some(Intent {
-                op: "PUT Invoices".into(),
-                // The HTTP key covers the batch; the ledger's key names this element of it.
-                idempotency_key: format!("{key}/{}", s.key),
-                body_sha256: sha256_hex(body),
-                batch_id: key.clone(),
-                committed_at_ms: now_ms(),
-            });
-            intents.push(vec![Write::Put {
-                state: s,
-                actor: ACTOR.into(),
-                detail: format!("intent PUT Invoices key={key}"),
-            }]);
-        }
-        // Commit every intent before the call; an entity whose intent did not commit is not sent.
-        let results = ctx.ledger.commit_each(intents).await;
-        let mut sendable = Vec::new();
-        let mut send_bodies = Vec::new();
-        for ((mut s, body, total), r) in batch.into_iter().zip(results) {
-            match r {
-                Ok(info) => {
-                    s.version = info.versions.get(&s.key).copied().unwrap_or(s.version + 1);
-                    s.stage = Stage::InvoicePosting;
-                    send_bodies.push(body);
-                    sendable.push((s, total));
-                }
-                Err(e) => {
-                    tracing::debug!(order = %s.key, error = %e, "Intent not committed; order retried next round.")
-                }
-            }
-        }
+        let Sendable {
+            key,
+            bodies: send_bodies,
+            entities: sendable,
+        } = commit_intents(
+            ctx,
+            ACTOR,
+            "invoices",
+            "PUT Invoices",
+            Stage::InvoicePosting,
+            batch,
+        )
+        .await;
         if sendable.is_empty() {
             return Ok(report);
         }
-        // The key must describe exactly what is sent.
-        let key = if send_bodies.len() == bodies.len() {
-            key
-        } else {
-            batch_key("invoices", &send_bodies)
-        };
         let started = std::time::Instant::now();
         let outcome = ctx
             .xero

@@ -15,6 +15,7 @@
 pub mod contacts;
 pub mod context;
 pub mod ingest;
+pub mod intents;
 pub mod invoices;
 pub mod keys;
 pub mod payments;

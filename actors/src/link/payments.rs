@@ -13,11 +13,11 @@ use serde_json::Value;
 
 use super::contacts::chunk;
 use super::context::{LinkContext, bury, fail_or_bury, is_due, now_ms, record_name};
+use super::intents::{Sendable, commit_intents};
 use super::invoices::commit_all;
-use super::keys::{batch_key, sha256_hex};
 use super::stage::{RoundError, RoundReport, StageWorker};
 use crate::budget::Priority;
-use crate::ledger::{EntityState, Intent, Stage, Write};
+use crate::ledger::{EntityState, Stage, Write};
 use crate::mapping::payment_for;
 use crate::model::RecordError;
 use crate::model::money::parse_money;
@@ -119,45 +119,23 @@ impl PaymentsWorker {
     ) -> Result<RoundReport, RoundError> {
         let ctx = &self.ctx;
         let mut report = RoundReport::default();
-        let mut intents = Vec::with_capacity(batch.len());
-        let bodies: Vec<Value> = batch.iter().map(|(_, b, _)| b.clone()).collect();
-        let key = batch_key("payments", &bodies);
-        for (s, body, _) in &batch {
-            let mut s = s.clone();
-            s.stage = Stage::PaymentPosting;
-            s.intent = Some(Intent {
-                op: "PUT Payments".into(),
-                // The HTTP key covers the batch; the ledger's key names this element of it.
-                idempotency_key: format!("{key}/{}", s.key),
-                body_sha256: sha256_hex(body),
-                batch_id: key.clone(),
-                committed_at_ms: now_ms(),
-            });
-            intents.push(vec![Write::Put {
-                state: s,
-                actor: ACTOR.into(),
-                detail: format!("intent PUT Payments key={key}"),
-            }]);
-        }
-        let results = ctx.ledger.commit_each(intents).await;
-        let mut sendable = Vec::new();
-        let mut send_bodies = Vec::new();
-        for ((mut s, body, _), r) in batch.into_iter().zip(results) {
-            if let Ok(info) = r {
-                s.version = info.versions.get(&s.key).copied().unwrap_or(s.version + 1);
-                s.stage = Stage::PaymentPosting;
-                send_bodies.push(body);
-                sendable.push(s);
-            }
-        }
+        let Sendable {
+            key,
+            bodies: send_bodies,
+            entities,
+        } = commit_intents(
+            ctx,
+            ACTOR,
+            "payments",
+            "PUT Payments",
+            Stage::PaymentPosting,
+            batch,
+        )
+        .await;
+        let sendable: Vec<EntityState> = entities.into_iter().map(|(s, _)| s).collect();
         if sendable.is_empty() {
             return Ok(report);
         }
-        let key = if send_bodies.len() == bodies.len() {
-            key
-        } else {
-            batch_key("payments", &send_bodies)
-        };
         let started = std::time::Instant::now();
         let outcome = ctx
             .xero

@@ -1,0 +1,78 @@
+//! Committing a batch's intents before the call: the step invoices and payments share.
+
+use serde_json::Value;
+
+use super::context::{LinkContext, now_ms};
+use super::keys::{batch_key, sha256_hex};
+use crate::ledger::{EntityState, Intent, Stage, Write};
+
+/// What may be sent after the intents were committed.
+pub struct Sendable<T> {
+    /// The `Idempotency-Key` for exactly `bodies`.
+    pub key: String,
+    pub bodies: Vec<Value>,
+    /// The entities whose intent is durable, at their new version, with the caller's extra.
+    pub entities: Vec<(EntityState, T)>,
+}
+
+/// Moves every planned entity to `posting` with an intent naming the batch key, one ledger
+/// request each (a concurrent update fails only its own entity). An entity whose intent did
+/// not commit is not sent; it is picked up again next round.
+pub async fn commit_intents<T>(
+    ctx: &LinkContext,
+    actor: &str,
+    what: &str,
+    op: &str,
+    posting: Stage,
+    batch: Vec<(EntityState, Value, T)>,
+) -> Sendable<T> {
+    let bodies: Vec<Value> = batch.iter().map(|(_, b, _)| b.clone()).collect();
+    let key = batch_key(what, &bodies);
+    let intents = batch
+        .iter()
+        .map(|(s, body, _)| {
+            let mut s = s.clone();
+            s.stage = posting;
+            s.intent = Some(Intent {
+                op: op.to_owned(),
+                // The HTTP key covers the batch; the ledger's key names this element of it.
+                idempotency_key: format!("{key}/{}", s.key),
+                body_sha256: sha256_hex(body),
+                batch_id: key.clone(),
+                committed_at_ms: now_ms(),
+            });
+            vec![Write::Put {
+                state: s,
+                actor: actor.to_owned(),
+                detail: format!("intent {op} key={key}"),
+            }]
+        })
+        .collect();
+    let results = ctx.ledger.commit_each(intents).await;
+    let mut entities = Vec::new();
+    let mut sent = Vec::new();
+    for ((mut s, body, extra), r) in batch.into_iter().zip(results) {
+        match r {
+            Ok(info) => {
+                s.version = info.versions.get(&s.key).copied().unwrap_or(s.version + 1);
+                s.stage = posting;
+                sent.push(body);
+                entities.push((s, extra));
+            }
+            Err(e) => {
+                tracing::debug!(entity = %s.key, error = %e, "Intent not committed; retried next round.")
+            }
+        }
+    }
+    // A key always describes exactly one body: a smaller batch gets its own.
+    let key = if sent.len() == bodies.len() {
+        key
+    } else {
+        batch_key(what, &sent)
+    };
+    Sendable {
+        key,
+        bodies: sent,
+        entities,
+    }
+}
