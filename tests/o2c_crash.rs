@@ -298,8 +298,7 @@ async fn sigkill_at_random_points_leaves_no_duplicate_and_nothing_missing() {
     let config = config_with(
         &env,
         "crash.toml",
-        &[],
-        &[("retry_base_ms", toml::Value::Integer(50))],
+        &[("sync", "retry_base_ms", toml::Value::Integer(50))],
     );
     let customer_emails = magento_customer_emails(&env).await;
     let contacts_before = XeroReader::connect(&env.config).await.all("Contacts").await;
