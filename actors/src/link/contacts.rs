@@ -449,7 +449,16 @@ impl StageWorker for ContactsWorker {
         let mut known: HashMap<String, Option<String>> = HashMap::new();
         for mut o in orders {
             let order: Order = match ctx.parse_order(&o.data) {
-                Ok(order) => order,
+                Ok(order) => {
+                    // A dead letter whose fixed copy ingest already stored parses here, but
+                    // ingest never gave it a good order's links; writeback needs this one.
+                    if !o.links.contains_key("magento_entity_id")
+                        && let Some(id) = o.data.get("entity_id").and_then(Value::as_u64)
+                    {
+                        o.links.insert("magento_entity_id".into(), id.to_string());
+                    }
+                    order
+                }
                 Err(err) => match reread(ctx, &mut o, err).await {
                     Ok(order) => order,
                     Err(err) => {
