@@ -690,32 +690,18 @@ pub async fn assert_books_balance(
     }
 }
 
-/// A copy of the config at `env.config` with `[xero]` and `[sync]` keys overridden, written
-/// next to it as `name`.
-pub fn config_with(
-    env: &SandboxEnv,
-    name: &str,
-    xero: &[(&str, toml::Value)],
-    sync: &[(&str, toml::Value)],
-) -> PathBuf {
+/// A copy of the config at `env.config` with `(table, key, value)` overrides (tables are
+/// created when absent, e.g. `[sync]`), written next to it as `name`.
+pub fn config_with(env: &SandboxEnv, name: &str, set: &[(&str, &str, toml::Value)]) -> PathBuf {
     let mut t = env.config_toml();
-    let table = |t: &toml::Table, name: &str| -> toml::Table {
-        t.get(name)
-            .and_then(toml::Value::as_table)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let mut x = table(&t, "xero");
-    for (k, v) in xero {
-        x.insert((*k).to_owned(), v.clone());
-    }
-    t.insert("xero".into(), toml::Value::Table(x));
-    let mut s = table(&t, "sync");
-    for (k, v) in sync {
-        s.insert((*k).to_owned(), v.clone());
-    }
-    if !s.is_empty() {
-        t.insert("sync".into(), toml::Value::Table(s));
+    for (table, key, value) in set {
+        let entry = t
+            .entry((*table).to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        entry
+            .as_table_mut()
+            .unwrap_or_else(|| panic!("[{table}] is a table"))
+            .insert((*key).to_owned(), value.clone());
     }
     env.write_config_variant(name, &toml::to_string(&t).expect("config serialises"))
 }
