@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tally_actors::ledger::{AuditEntry, EntityKind, Ledger, Stage};
 
 use common::{
@@ -202,17 +202,49 @@ fn xero_requests(env: &SandboxEnv, route: impl Fn(&str) -> bool) -> u64 {
         .sum()
 }
 
-/// Waits until this run has connected (read the Organisation, counted by the sandbox), or
-/// the process exits. A bound on a hang, not a speed target.
-async fn connected(env: &SandboxEnv, child: &mut tokio::process::Child) -> bool {
-    let route = |r: &str| r == "GET /api.xro/2.0/Organisation";
-    let before = xero_requests(env, route);
+/// Requests the Magento simulator has answered on routes matching `route`.
+fn magento_requests(env: &SandboxEnv, route: impl Fn(&str) -> bool) -> u64 {
+    env.sandbox
+        .magento
+        .counters_json()
+        .get("requests")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(r, _)| route(r))
+        .flat_map(|(_, by_status)| by_status.as_object().into_iter().flatten())
+        .filter_map(|(_, n)| n.as_u64())
+        .sum()
+}
+
+/// The moment a kill's random delay counts from, as seen by the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Anchor {
+    /// The run has connected: it read the Xero Organisation.
+    Connected,
+    /// The run's ingest has read its first page of orders (and commits only after the last).
+    Ingesting,
+}
+
+impl Anchor {
+    fn count(self, env: &SandboxEnv) -> u64 {
+        match self {
+            Anchor::Connected => xero_requests(env, |r| r == "GET /api.xro/2.0/Organisation"),
+            Anchor::Ingesting => magento_requests(env, |r| r == "GET /V1/orders"),
+        }
+    }
+}
+
+/// Waits until this run reaches `anchor`, or the process exits. A bound on a hang, not a
+/// speed target.
+async fn reached(env: &SandboxEnv, child: &mut tokio::process::Child, anchor: Anchor) -> bool {
+    let before = anchor.count(env);
     let deadline = Instant::now() + Duration::from_secs(120);
-    while xero_requests(env, route) == before {
+    while anchor.count(env) == before {
         if child.try_wait().unwrap().is_some() {
             return false;
         }
-        assert!(Instant::now() < deadline, "tally never connected");
+        assert!(Instant::now() < deadline, "tally never reached {anchor:?}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     true
@@ -230,8 +262,9 @@ fn covered(kills: &[Kill]) -> bool {
 }
 
 /// Starts `tally sync --once` again and again, SIGKILLing it each time at a seeded random
-/// delay after it connected, until at least [`MIN_KILLS`] kills have landed and every stage
-/// has had work in progress at one of them (or the backfill finishes on its own).
+/// delay after it connected (the first two: just after ingest read its first page), until
+/// at least [`MIN_KILLS`] kills have landed and every stage has had work in progress at one
+/// of them (or the backfill finishes on its own).
 ///
 /// The delay is drawn from a window that adapts to the machine: a run killed before it
 /// committed anything gets a longer window next time, one that made progress a shorter one,
@@ -247,9 +280,15 @@ async fn crash_repeatedly(env: &SandboxEnv, config: &Path) -> Vec<Kill> {
             kills.len() < MAX_KILLS,
             "{MAX_KILLS} kills and some stage was never interrupted"
         );
-        let delay = Duration::from_millis(rng.range(window_ms / 5, window_ms));
+        // The first two kills land mid-ingest for certain, however fast the machine.
+        let (anchor, delay) = if kills.len() < 2 {
+            (Anchor::Ingesting, rng.range(0, 100))
+        } else {
+            (Anchor::Connected, rng.range(window_ms / 5, window_ms))
+        };
+        let delay = Duration::from_millis(delay);
         let mut child = spawn_sync(config).await;
-        let mut finished = !connected(env, &mut child).await;
+        let mut finished = !reached(env, &mut child, anchor).await;
         if !finished {
             tokio::select! {
                 _ = child.wait() => finished = true,
@@ -267,14 +306,15 @@ async fn crash_repeatedly(env: &SandboxEnv, config: &Path) -> Vec<Kill> {
         let after = read_ledger(&env.ledger).await;
         let progressed = after.by_stage != last.by_stage;
         window_ms = if progressed {
-            window_ms.saturating_sub(250).max(800)
+            (window_ms * 4 / 5).max(400)
         } else {
             window_ms + 400
         };
         eprintln!(
-            "kill {:>2}: {:>4} ms after connecting; busy {:<38} open intents {:>3} {:?}",
+            "kill {:>2}: {:>4} ms after {:<10} busy {:<38} open intents {:>3} {:?}",
             kills.len() + 1,
             delay.as_millis(),
+            format!("{anchor:?};"),
             after.busy().join("+"),
             after.open_intents.len(),
             after
