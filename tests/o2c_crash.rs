@@ -255,16 +255,26 @@ struct Kill {
     after: AfterKill,
 }
 
+/// Xero writes a kill must have interrupted at least once between their committed intent and
+/// their outcome: the window in which a naive engine duplicates.
+const INTERRUPTED: [&str; 2] = ["PUT Invoices", "PUT Payments"];
+
 fn covered(kills: &[Kill]) -> bool {
     STAGES
         .iter()
         .all(|s| kills.iter().any(|k| k.after.busy().contains(s)))
+        && INTERRUPTED.iter().all(|op| {
+            kills
+                .iter()
+                .any(|k| k.after.open_intents.iter().any(|o| o == op))
+        })
 }
 
 /// Starts `tally sync --once` again and again, SIGKILLing it each time at a seeded random
 /// delay after it connected (the first two: just after ingest read its first page), until
-/// at least [`MIN_KILLS`] kills have landed and every stage has had work in progress at one
-/// of them (or the backfill finishes on its own).
+/// at least [`MIN_KILLS`] kills have landed, every stage has had work in progress at one of
+/// them, and [`INTERRUPTED`] writes were caught in flight (or the backfill finishes on its
+/// own).
 ///
 /// The delay is drawn from a window that adapts to the machine: a run killed before it
 /// committed anything gets a longer window next time, one that made progress a shorter one,
@@ -278,7 +288,7 @@ async fn crash_repeatedly(env: &SandboxEnv, config: &Path) -> Vec<Kill> {
     while kills.len() < MIN_KILLS || !covered(&kills) {
         assert!(
             kills.len() < MAX_KILLS,
-            "{MAX_KILLS} kills and some stage was never interrupted"
+            "{MAX_KILLS} kills and some stage or write was never interrupted"
         );
         // The first two kills land mid-ingest for certain, however fast the machine.
         let (anchor, delay) = if kills.len() < 2 {
@@ -384,6 +394,12 @@ async fn sigkill_at_random_points_leaves_no_duplicate_and_nothing_missing() {
         assert!(
             per_stage.get(stage).copied().unwrap_or(0) > 0,
             "no kill landed while {stage} had work: {per_stage:?}"
+        );
+    }
+    for op in INTERRUPTED {
+        assert!(
+            per_intent.get(op).copied().unwrap_or(0) > 0,
+            "no kill landed between a {op} intent and its outcome: {per_intent:?}"
         );
     }
 
