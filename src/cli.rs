@@ -139,6 +139,30 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Console frame time (median, p99, worst) with N operations queued.
+    Console {
+        #[arg(long, default_value_t = 100_000)]
+        items: usize,
+        #[arg(long, default_value_t = 2000)]
+        frames: usize,
+    },
+    /// `tally daemon` over the sandbox: idle CPU and memory, then Magento push → Xero invoice
+    /// latency (p50/p99).
+    Daemon {
+        /// Orders in the store before the daemon starts (its backlog).
+        #[arg(long, default_value_t = 50)]
+        orders: usize,
+        /// Seconds of the idle window.
+        #[arg(long, default_value_t = 10)]
+        idle_secs: u64,
+        /// Orders pushed one at a time for the latency figure.
+        #[arg(long, default_value_t = 100)]
+        latency_orders: usize,
+        #[arg(long, default_value_t = 60.0)]
+        time_scale: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -58,6 +58,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 ExitCode::from(3)
             })
         }
+        other => Box::pin(super::bench_ops::run(other)).await,
     }
 }
 

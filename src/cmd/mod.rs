@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command};
 
 pub mod bench;
+pub mod bench_ops;
 pub mod check;
 pub mod console;
 pub mod demo;
