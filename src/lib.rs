@@ -4,5 +4,5 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
-pub mod engine;
 pub mod daemon;
+pub mod engine;
