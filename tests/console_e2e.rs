@@ -258,3 +258,20 @@ async fn console_shows_a_broken_order_and_retries_it_after_the_fix() {
         "the shell prompt is back:\n{shell}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_console_prints_frame_times() {
+    let run = common::tally(&["bench", "console", "--items", "5000", "--frames", "40"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let r = run.json();
+    assert_eq!(r["bench"], "console");
+    assert_eq!(r["items"], json!(5000));
+    assert_eq!(r["frames"], json!(40));
+    let ms = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
+    assert!(ms("median_ms") > 0.0, "{r}");
+    assert!(
+        ms("median_ms") <= ms("p99_ms") && ms("p99_ms") <= ms("worst_ms"),
+        "{r}"
+    );
+    assert_eq!(r["p99_within_target"], json!(ms("p99_ms") < 5.0), "{r}");
+}

@@ -445,3 +445,41 @@ async fn sigterm_mid_backfill_then_sync_loses_and_duplicates_nothing() {
             .all(|v| v.len() == 1 && dec(&v[0]["Total"]) > Decimal::ZERO)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_daemon_reports_idle_cost_and_push_latency() {
+    let run = tally(&[
+        "bench",
+        "daemon",
+        "--orders",
+        "10",
+        "--idle-secs",
+        "1",
+        "--latency-orders",
+        "3",
+        "--seed",
+        "5",
+    ])
+    .await;
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let r = run.json();
+    let idle = &r["idle"];
+    assert!(idle["window_secs"].as_f64().unwrap() >= 1.0, "{r}");
+    assert!(idle["cpu_percent"].as_f64().unwrap() >= 0.0, "{r}");
+    let rss = idle["vm_rss_kb"].as_u64().expect("VmRSS read");
+    assert!(
+        rss > 1000 && rss <= idle["vm_hwm_kb"].as_u64().unwrap(),
+        "{r}"
+    );
+    let lat = &r["push_to_invoice"];
+    assert_eq!(lat["orders"], json!(3), "{r}");
+    let (p50, p99) = (
+        lat["p50_ms"].as_f64().unwrap(),
+        lat["p99_ms"].as_f64().unwrap(),
+    );
+    assert!(p50 > 0.0 && p50 <= p99, "{r}");
+    for (k, v) in r["xero_duplicates"].as_object().unwrap() {
+        assert_eq!(v, &json!(0), "duplicates.{k} in {r}");
+    }
+    assert!(r["sigterm_exit_secs"].as_f64().unwrap() < 10.0, "{r}");
+}
