@@ -243,15 +243,24 @@ async fn console_shows_a_broken_order_and_retries_it_after_the_fix() {
         !above_status_bar(&errors).contains(&key),
         "still listed:\n{errors}"
     );
+    // The header counts what waits now: nothing is dead or retrying any more.
+    tmux.wait_for("the header to drop the dead count", |s| {
+        let header = s.lines().next().unwrap_or_default();
+        !header.contains(" dead") && !header.contains("retrying")
+    })
+    .await;
 
     // `q` quits and gives the terminal back: normal screen, the shell's prompt, exit code 0.
     tmux.send(&["q"]);
     let shell = tmux
         .wait_for("the shell after the console", |s| {
-            s.contains("console-exit=")
+            s.lines().any(|l| l.starts_with("console-exit="))
         })
         .await;
-    assert!(shell.contains("console-exit=0"), "{shell}");
+    assert!(
+        shell.lines().any(|l| l.trim_end() == "console-exit=0"),
+        "{shell}"
+    );
     assert!(!tmux.alternate_screen_on(), "alternate screen left on");
     assert!(
         shell.lines().any(|l| l.trim_end() == PROMPT.trim_end()),

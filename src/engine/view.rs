@@ -44,6 +44,20 @@ fn op_for(stage: Stage) -> &'static str {
     }
 }
 
+/// The actor whose work the entity `key` in `stage` waits for (an order buried at ingest
+/// waits at `seen`, so it is counted against contacts).
+fn actor_for(key: &str, stage: Stage) -> &'static str {
+    if key.starts_with("stock:") {
+        return "stock";
+    }
+    match stage {
+        Stage::ContactReady | Stage::InvoicePosting => "invoices",
+        Stage::Invoiced | Stage::PaymentPosting => "payments",
+        Stage::Paid => "writeback",
+        _ => "contacts",
+    }
+}
+
 pub fn state_from(i: ViewInputs<'_>) -> ConsoleState {
     let actors = i
         .status
@@ -61,8 +75,19 @@ pub fn state_from(i: ViewInputs<'_>) -> ConsoleState {
             queued: s.queued,
             in_flight: u64::from(s.stats.busy),
             done: s.stats.done,
-            failed: s.stats.retrying,
-            dead: s.stats.dead,
+            // What waits now, not how often it happened: the stage counters only grow, so an
+            // operator's retry or drop would never bring the header, /metrics or alerts down.
+            failed: i
+                .queue
+                .iter()
+                .filter(|e| e.last_error.is_some() && e.attempts > 0)
+                .filter(|e| actor_for(&e.key, e.stage) == s.name)
+                .count() as u64,
+            dead: i
+                .letters
+                .iter()
+                .filter(|l| actor_for(&l.key, l.stage_at_death.unwrap_or(Stage::Seen)) == s.name)
+                .count() as u64,
             throughput: i
                 .throughput
                 .get(&s.name)
