@@ -7,7 +7,7 @@ use super::entity::EntityState;
 use super::error::LedgerError;
 use super::reads::LedgerReader;
 use super::schema;
-use super::stage::Stage;
+use super::stage::{EntityKind, Stage};
 use super::write::{CommitInfo, LedgerStats, Write};
 use super::writer::{self, Counters, Msg, Request};
 use redb::Database;
@@ -155,12 +155,24 @@ impl Ledger {
         self.read(move |r| r.get(&key)).await
     }
 
+    /// [`LedgerReader::get_many`] off the async runtime.
+    pub async fn get_many(
+        &self,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<EntityState>>, LedgerError> {
+        self.read(move |r| r.get_many(&keys)).await
+    }
+
     pub async fn by_stage(
         &self,
         stage: Stage,
         limit: usize,
     ) -> Result<Vec<EntityState>, LedgerError> {
         self.read(move |r| r.by_stage(stage, limit)).await
+    }
+
+    pub async fn count_in_stage(&self, stage: Stage, kind: EntityKind) -> Result<u64, LedgerError> {
+        self.read(move |r| r.count_in_stage(stage, kind)).await
     }
 
     pub async fn due_before(

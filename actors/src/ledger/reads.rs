@@ -7,7 +7,7 @@ use super::codec;
 use super::dead_letter::DeadLetter;
 use super::entity::EntityState;
 use super::error::LedgerError;
-use super::stage::Stage;
+use super::stage::{EntityKind, Stage};
 use super::tables::*;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 use std::collections::{BTreeMap, BTreeSet};
@@ -56,6 +56,21 @@ impl LedgerReader {
         state_at(&self.db.begin_read()?, key)
     }
 
+    /// Several entities read in one transaction (one consistent snapshot), in the order of
+    /// `keys`: a round that looks up hundreds of keys pays for one transaction, not hundreds.
+    pub fn get_many(&self, keys: &[String]) -> Result<Vec<Option<EntityState>>, LedgerError> {
+        let rtx = self.db.begin_read()?;
+        let states = rtx.open_table(ENTITY_TO_STATE)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(match states.get(key.as_str())? {
+                Some(g) => Some(codec::decode("entity", key, g.value())?),
+                None => None,
+            });
+        }
+        Ok(out)
+    }
+
     /// Up to `limit` entities in `stage`, in key order.
     pub fn by_stage(&self, stage: Stage, limit: usize) -> Result<Vec<EntityState>, LedgerError> {
         let rtx = self.db.begin_read()?;
@@ -73,6 +88,24 @@ impl LedgerReader {
             keys.push(key.to_owned());
         }
         states_for(&rtx, keys)
+    }
+
+    /// How many entities of `kind` are in `stage`: a key-only scan of the stage index (no
+    /// record is decoded), for reports that must not count stock items as orders.
+    pub fn count_in_stage(&self, stage: Stage, kind: EntityKind) -> Result<u64, LedgerError> {
+        let rtx = self.db.begin_read()?;
+        let index = rtx.open_table(STAGE_TO_ENTITY)?;
+        let prefix = format!("{}:", kind.prefix());
+        let mut n = 0;
+        for item in index.range((stage.as_str(), prefix.as_str())..)? {
+            let (k, _) = item?;
+            let (s, key) = k.value();
+            if s != stage.as_str() || !key.starts_with(&prefix) {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Up to `limit` failed entities whose retry time is at or before `now_ms`, earliest first.
