@@ -118,17 +118,26 @@ impl StageWorker for IngestWorker {
             ..Default::default()
         };
         let mut writes = Vec::with_capacity(orders.len() + 1);
+        let mut incoming = Vec::with_capacity(orders.len());
         for raw in orders {
-            let Some(increment_id) = raw
+            match raw
                 .get("increment_id")
                 .and_then(Value::as_str)
                 .map(str::to_owned)
-            else {
-                tracing::warn!("Magento returned an order without increment_id; skipped.");
-                continue;
-            };
-            let key = EntityKind::Order.key(&increment_id);
-            let existing = ctx.ledger.get(&key).await.map_err(|e| e.to_string())?;
+            {
+                Some(increment_id) => incoming.push((increment_id, raw)),
+                None => {
+                    tracing::warn!("Magento returned an order without increment_id; skipped.")
+                }
+            }
+        }
+        // One read transaction for the whole poll, not one per order.
+        let keys = incoming
+            .iter()
+            .map(|(id, _)| EntityKind::Order.key(id))
+            .collect();
+        let stored = ctx.ledger.get_many(keys).await.map_err(|e| e.to_string())?;
+        for ((increment_id, raw), existing) in incoming.into_iter().zip(stored) {
             let was_new = existing.is_none();
             let was_dead = existing.as_ref().is_some_and(|s| s.stage == Stage::Dead);
             let Some(mut state) = merge(existing, raw, &increment_id) else {

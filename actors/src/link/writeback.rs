@@ -40,25 +40,6 @@ impl WritebackWorker {
         let number = s.links.get("invoice_number").cloned().unwrap_or_default();
         let invoice_id = s.links.get("invoice_id").cloned().unwrap_or_default();
         let comment = format!("{MARKER} Paid in Xero: invoice {number} ({invoice_id}).");
-        if s.intent.is_none() {
-            s.intent = Some(Intent {
-                op: "Magento writeback".into(),
-                idempotency_key: format!("writeback-{}", s.key),
-                body_sha256: String::new(),
-                batch_id: String::new(),
-                committed_at_ms: now_ms(),
-            });
-            let info = ctx
-                .ledger
-                .commit(vec![Write::Put {
-                    state: s.clone(),
-                    actor: ACTOR.into(),
-                    detail: "intent Magento writeback".into(),
-                }])
-                .await
-                .map_err(|e| (s.clone(), format!("ledger: {e}")))?;
-            s.version = info.versions.get(&s.key).copied().unwrap_or(s.version + 1);
-        }
         let order = ctx
             .magento
             .get_order(entity_id)
@@ -122,6 +103,56 @@ impl WritebackWorker {
     }
 }
 
+impl WritebackWorker {
+    /// Commits the intent of every order of the round that has none yet, all in one
+    /// transaction (one fsync) before any Magento call; each order is accepted or refused on
+    /// its own. Returns the orders whose intent is in the ledger, and the ones whose intent
+    /// could not be committed (they make no call this round).
+    async fn with_intents(
+        &self,
+        paid: Vec<EntityState>,
+    ) -> (Vec<EntityState>, Vec<(EntityState, String)>) {
+        let (mut ready, mut fresh): (Vec<_>, Vec<_>) =
+            paid.into_iter().partition(|s| s.intent.is_some());
+        for s in &mut fresh {
+            s.intent = Some(Intent {
+                op: "Magento writeback".into(),
+                idempotency_key: format!("writeback-{}", s.key),
+                body_sha256: String::new(),
+                batch_id: String::new(),
+                committed_at_ms: now_ms(),
+            });
+        }
+        let commits = fresh
+            .iter()
+            .map(|s| {
+                vec![Write::Put {
+                    state: s.clone(),
+                    actor: ACTOR.into(),
+                    detail: "intent Magento writeback".into(),
+                }]
+            })
+            .collect();
+        let results = self.ctx.ledger.commit_each(commits).await;
+        let mut refused = Vec::new();
+        for (mut s, r) in fresh.into_iter().zip(results) {
+            match r {
+                Ok(info) => {
+                    s.version = info.versions.get(&s.key).copied().unwrap_or(s.version + 1);
+                    ready.push(s);
+                }
+                Err(e) => {
+                    // The intent is not in the ledger, so the failure is recorded against
+                    // the order as it was read.
+                    s.intent = None;
+                    refused.push((s, format!("ledger: {e}")));
+                }
+            }
+        }
+        (ready, refused)
+    }
+}
+
 impl StageWorker for WritebackWorker {
     async fn round(&self) -> Result<RoundReport, RoundError> {
         let ctx = &self.ctx;
@@ -141,10 +172,12 @@ impl StageWorker for WritebackWorker {
             picked: paid.len(),
             ..Default::default()
         };
-        let outcomes: Vec<_> = futures::stream::iter(paid.into_iter().map(|s| self.one(s)))
+        let (ready, refused) = self.with_intents(paid).await;
+        let mut outcomes: Vec<_> = futures::stream::iter(ready.into_iter().map(|s| self.one(s)))
             .buffer_unordered(16)
             .collect()
             .await;
+        outcomes.extend(refused.into_iter().map(Err));
         let mut writes = Vec::with_capacity(outcomes.len());
         for o in outcomes {
             match o {
