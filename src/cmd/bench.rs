@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tally_actors::budget::BudgetSnapshot;
-use tally_actors::ledger::Stage;
+use tally_actors::ledger::{EntityKind, Stage};
 use tally_actors::link::{Link, LinkContext};
 use tally_fixtures::sandbox::{Sandbox, SandboxOptions};
 use tally_fixtures::xero::{XeroLimits as SimLimits, XeroSimConfig};
@@ -33,6 +33,8 @@ const RUN_LIMIT: Duration = Duration::from_secs(3 * 3600);
 const LIFTED: u32 = 1_000_000_000;
 /// How often the end of the backfill is checked for (real time).
 const IDLE_POLL: Duration = Duration::from_millis(10);
+/// How often progress goes to stderr.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.what {
@@ -320,7 +322,7 @@ pub async fn backfill(opts: BackfillOptions) -> anyhow::Result<BackfillReport> {
     let sampler = tokio::spawn(sample_budget(ctx.clone(), opts.time_scale, stop_rx));
     let started = Instant::now();
     let link = Link::start(ctx.clone()).await?;
-    let finished = wait_idle(&link, started + RUN_LIMIT).await?;
+    let finished = wait_idle(&link, started + RUN_LIMIT, started).await?;
     let run = started.elapsed();
     let _ = stop_tx.send(true);
     let utilisation = sampler.await?;
@@ -329,8 +331,10 @@ pub async fn backfill(opts: BackfillOptions) -> anyhow::Result<BackfillReport> {
     let counters = ctx.xero.counters();
     let stats = ctx.ledger.stats();
     link.stop().await;
-    let by = |s: Stage| status.by_stage.get(s.as_str()).copied().unwrap_or(0);
-    let orders_synced = by(Stage::WrittenBack) + by(Stage::Paid) + by(Stage::Skipped);
+    let mut orders_synced = 0;
+    for stage in [Stage::WrittenBack, Stage::Paid, Stage::Skipped] {
+        orders_synced += ctx.ledger.count_in_stage(stage, EntityKind::Order).await?;
+    }
     let sim = sandbox.counters();
     let sandbox_summary = json!({
         "xero_totals": sim.pointer("/xero/totals"),
@@ -368,9 +372,28 @@ pub async fn backfill(opts: BackfillOptions) -> anyhow::Result<BackfillReport> {
 }
 
 /// Idle twice in a row, polled often so the measured time is the engine's, not the poll's.
-async fn wait_idle(link: &Link, deadline: Instant) -> anyhow::Result<bool> {
+/// Prints where the orders stand to stderr every second, so a slow stage shows itself.
+async fn wait_idle(link: &Link, deadline: Instant, started: Instant) -> anyhow::Result<bool> {
     let mut streak = 0;
+    let mut next_progress = started + PROGRESS_EVERY;
     while Instant::now() < deadline {
+        if Instant::now() >= next_progress {
+            next_progress += PROGRESS_EVERY;
+            if let Ok(status) = link.status().await {
+                let busy: Vec<String> = status
+                    .by_stage
+                    .iter()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(s, n)| format!("{s}={n}"))
+                    .collect();
+                eprintln!(
+                    "bench: {:>6.1}s {} xero_calls={}",
+                    started.elapsed().as_secs_f64(),
+                    busy.join(" "),
+                    status.budget.calls_total
+                );
+            }
+        }
         if link.is_idle().await.map_err(anyhow::Error::msg)? {
             streak += 1;
             if streak >= 2 {

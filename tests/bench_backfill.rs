@@ -1,0 +1,59 @@
+//! `tally bench backfill`: the benchmark runs the sandbox and the engine in one process and
+//! reports what it measured. Small runs only; the figures themselves are not asserted here
+//! (speed belongs to the benchmark command, not to tests), but their meaning is.
+
+use tally::cmd::bench::{BackfillOptions, backfill};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budgeted_backfill_syncs_every_order_and_reports_the_budget() {
+    let report = backfill(BackfillOptions {
+        orders: 120,
+        time_scale: 600.0,
+        unlimited: false,
+        seed: 7,
+    })
+    .await
+    .unwrap();
+    let j = report.to_json();
+    assert_eq!(j["finished"], true, "{j:#}");
+    assert_eq!(j["dead_letters"], 0, "{j:#}");
+    // Every order is final, and stock items (which also end in `written_back`) are not
+    // counted as orders.
+    assert_eq!(j["orders_synced"], 120, "{j:#}");
+    assert_eq!(j["sandbox"]["xero_totals"]["invoices"], 120, "{j:#}");
+    assert_eq!(j["xero_429s"], 0, "{j:#}");
+    assert_eq!(j["sandbox"]["xero_429s_sent"], 0, "{j:#}");
+    for (name, n) in j["sandbox"]["xero_duplicates"].as_object().unwrap() {
+        assert_eq!(n, 0, "duplicate {name}: {j:#}");
+    }
+    let calls = j["xero_calls"].as_u64().unwrap();
+    assert!(calls > 0);
+    let per_order = j["calls_per_order"].as_f64().unwrap();
+    assert!((per_order - calls as f64 / 120.0).abs() < 1e-9);
+    assert_eq!(j["budget"]["per_minute"], 60);
+    // Orders per Xero-minute is orders over the run's simulated minutes.
+    let sim_minutes = j["wall_secs"].as_f64().unwrap() * 600.0 / 60.0;
+    let opm = j["orders_per_xero_minute"].as_f64().unwrap();
+    assert!((opm - 120.0 / sim_minutes).abs() / opm < 0.01, "{j:#}");
+    assert!(j["peak_rss_mb"].as_f64().unwrap() > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlimited_lifts_the_limits_on_both_sides_and_reports_no_utilisation() {
+    let report = backfill(BackfillOptions {
+        orders: 120,
+        time_scale: 60.0,
+        unlimited: true,
+        seed: 7,
+    })
+    .await
+    .unwrap();
+    let j = report.to_json();
+    assert_eq!(j["finished"], true, "{j:#}");
+    assert_eq!(j["orders_synced"], 120, "{j:#}");
+    assert_eq!(j["xero_429s"], 0, "{j:#}");
+    // The engine's budget no longer paces at Xero's 60 a minute...
+    assert_eq!(j["budget"]["per_minute"], 1_000_000_000u64, "{j:#}");
+    // ...so utilisation of a budget nobody waits on means nothing and is not reported.
+    assert!(j["budget_utilisation"].is_null(), "{j:#}");
+}
