@@ -36,6 +36,11 @@ async fn a_budgeted_backfill_syncs_every_order_and_reports_the_budget() {
     let opm = j["orders_per_xero_minute"].as_f64().unwrap();
     assert!((opm - 120.0 / sim_minutes).abs() / opm < 0.01, "{j:#}");
     assert!(j["peak_rss_mb"].as_f64().unwrap() > 0.0);
+    // Every order was final at some point, no later than the link went idle.
+    let final_secs = j["orders_final_secs"]
+        .as_f64()
+        .expect("orders became final");
+    assert!(final_secs <= j["wall_secs"].as_f64().unwrap(), "{j:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

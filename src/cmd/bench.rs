@@ -33,6 +33,8 @@ const RUN_LIMIT: Duration = Duration::from_secs(3 * 3600);
 const LIFTED: u32 = 1_000_000_000;
 /// How often the end of the backfill is checked for (real time).
 const IDLE_POLL: Duration = Duration::from_millis(10);
+/// How often the final-order count is polled (real time).
+const FINAL_CHECK_EVERY: Duration = Duration::from_millis(100);
 /// How often progress goes to stderr.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
@@ -91,6 +93,8 @@ pub struct BackfillReport {
     pub setup: Duration,
     /// From the link's start until it was idle.
     pub run: Duration,
+    /// From the link's start until every seeded order first stood in a final stage.
+    pub orders_final: Option<Duration>,
     pub peak_rss_kb: Option<u64>,
     /// Resident memory after the sandbox was seeded, before the engine existed.
     pub rss_after_sandbox_kb: Option<u64>,
@@ -141,6 +145,10 @@ impl BackfillReport {
             "simulated_minutes": round3(self.simulated_minutes()),
             "setup_secs": round3(self.setup.as_secs_f64()),
             "wall_secs": round3(secs),
+            "orders_final_secs": self.orders_final.map(|d| round3(d.as_secs_f64())),
+            "orders_per_second_until_final": self
+                .orders_final
+                .and_then(|d| per(self.orders_synced as f64, d.as_secs_f64())),
             "peak_rss_mb": mb(self.peak_rss_kb),
             "rss_at_start_mb": mb(self.rss_at_start_kb),
             "rss_after_sandbox_seed_mb": mb(self.rss_after_sandbox_kb),
@@ -322,7 +330,8 @@ pub async fn backfill(opts: BackfillOptions) -> anyhow::Result<BackfillReport> {
     let sampler = tokio::spawn(sample_budget(ctx.clone(), opts.time_scale, stop_rx));
     let started = Instant::now();
     let link = Link::start(ctx.clone()).await?;
-    let finished = wait_idle(&link, started + RUN_LIMIT, started).await?;
+    let seeded = sandbox.counts().orders as u64;
+    let (finished, orders_final) = wait_idle(&link, started + RUN_LIMIT, started, seeded).await?;
     let run = started.elapsed();
     let _ = stop_tx.send(true);
     let utilisation = sampler.await?;
@@ -330,11 +339,8 @@ pub async fn backfill(opts: BackfillOptions) -> anyhow::Result<BackfillReport> {
     let status = link.status().await.map_err(anyhow::Error::msg)?;
     let counters = ctx.xero.counters();
     let stats = ctx.ledger.stats();
+    let orders_synced = orders_final_count(&link).await?;
     link.stop().await;
-    let mut orders_synced = 0;
-    for stage in [Stage::WrittenBack, Stage::Paid, Stage::Skipped] {
-        orders_synced += ctx.ledger.count_in_stage(stage, EntityKind::Order).await?;
-    }
     let sim = sandbox.counters();
     let sandbox_summary = json!({
         "xero_totals": sim.pointer("/xero/totals"),
@@ -355,6 +361,7 @@ pub async fn backfill(opts: BackfillOptions) -> anyhow::Result<BackfillReport> {
         utilisation,
         setup,
         run,
+        orders_final,
         peak_rss_kb: proc_status_kb("VmHWM"),
         rss_after_sandbox_kb,
         rss_at_start_kb,
@@ -373,10 +380,25 @@ pub async fn backfill(opts: BackfillOptions) -> anyhow::Result<BackfillReport> {
 
 /// Idle twice in a row, polled often so the measured time is the engine's, not the poll's.
 /// Prints where the orders stand to stderr every second, so a slow stage shows itself.
-async fn wait_idle(link: &Link, deadline: Instant, started: Instant) -> anyhow::Result<bool> {
+/// Also returns when every seeded order first stood in a final stage: the link can stay busy
+/// after that (a periodic stage waiting on the budget), and the report shows both.
+async fn wait_idle(
+    link: &Link,
+    deadline: Instant,
+    started: Instant,
+    seeded: u64,
+) -> anyhow::Result<(bool, Option<Duration>)> {
     let mut streak = 0;
     let mut next_progress = started + PROGRESS_EVERY;
+    let mut next_final_check = started;
+    let mut orders_final = None;
     while Instant::now() < deadline {
+        if orders_final.is_none() && Instant::now() >= next_final_check {
+            next_final_check += FINAL_CHECK_EVERY;
+            if orders_final_count(link).await? >= seeded {
+                orders_final = Some(started.elapsed());
+            }
+        }
         if Instant::now() >= next_progress {
             next_progress += PROGRESS_EVERY;
             if let Ok(status) = link.status().await {
@@ -397,14 +419,30 @@ async fn wait_idle(link: &Link, deadline: Instant, started: Instant) -> anyhow::
         if link.is_idle().await.map_err(anyhow::Error::msg)? {
             streak += 1;
             if streak >= 2 {
-                return Ok(true);
+                if orders_final.is_none() && orders_final_count(link).await? >= seeded {
+                    orders_final = Some(started.elapsed());
+                }
+                return Ok((true, orders_final));
             }
         } else {
             streak = 0;
         }
         tokio::time::sleep(IDLE_POLL).await;
     }
-    Ok(false)
+    Ok((false, orders_final))
+}
+
+/// Orders in a final stage (key-only counts, cheap enough to poll).
+async fn orders_final_count(link: &Link) -> anyhow::Result<u64> {
+    let mut n = 0;
+    for stage in [Stage::WrittenBack, Stage::Paid, Stage::Skipped] {
+        n += link
+            .ctx
+            .ledger
+            .count_in_stage(stage, EntityKind::Order)
+            .await?;
+    }
+    Ok(n)
 }
 
 #[cfg(test)]
