@@ -158,6 +158,10 @@ pub enum BenchWhat {
         /// Orders pushed one at a time for the latency figure.
         #[arg(long, default_value_t = 100)]
         latency_orders: usize,
+        /// Pause after each pushed order is invoiced, so the pushes measure the engine and not
+        /// the Xero rate budget (60 calls per simulated minute).
+        #[arg(long, default_value_t = 100)]
+        gap_ms: u64,
         #[arg(long, default_value_t = 60.0)]
         time_scale: f64,
         #[arg(long, default_value_t = 42)]

@@ -35,6 +35,7 @@ pub async fn run(what: BenchWhat) -> anyhow::Result<ExitCode> {
             orders,
             idle_secs,
             latency_orders,
+            gap_ms,
             time_scale,
             seed,
         } => {
@@ -42,6 +43,7 @@ pub async fn run(what: BenchWhat) -> anyhow::Result<ExitCode> {
                 orders,
                 idle_secs,
                 latency_orders,
+                gap: Duration::from_millis(gap_ms),
                 time_scale,
                 seed,
             })
@@ -79,6 +81,8 @@ pub struct DaemonBenchOptions {
     pub idle_secs: u64,
     /// Orders pushed one at a time for the latency figure.
     pub latency_orders: usize,
+    /// Pause between pushed orders (after each one is invoiced).
+    pub gap: Duration,
     pub time_scale: f64,
     pub seed: u64,
 }
@@ -113,7 +117,8 @@ pub async fn daemon(opts: DaemonBenchOptions) -> anyhow::Result<ExitCode> {
         // Let the last writes, the state publisher and the first poll after the backlog settle.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let idle = measure_idle(pid, Duration::from_secs(opts.idle_secs.max(1))).await?;
-        let latency = measure_latency(&sandbox, &http, &base, opts.latency_orders).await?;
+        let latency =
+            measure_latency(&sandbox, &http, &base, opts.latency_orders, opts.gap).await?;
         anyhow::Ok(json!({
             "bench": "daemon",
             "backlog_orders": opts.orders,
@@ -326,6 +331,7 @@ async fn measure_latency(
     http: &reqwest::Client,
     base: &str,
     orders: usize,
+    gap: Duration,
 ) -> anyhow::Result<Value> {
     let secret = SecretString::from(PUSH_SECRET.to_owned());
     let mut samples = Vec::with_capacity(orders);
@@ -365,6 +371,7 @@ async fn measure_latency(
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         samples.push(started.elapsed());
+        tokio::time::sleep(gap).await;
     }
     let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
     ms.sort_by(f64::total_cmp);
@@ -378,6 +385,7 @@ async fn measure_latency(
     let p99 = pick(0.99);
     Ok(json!({
         "orders": ms.len(),
+        "gap_ms": gap.as_millis() as u64,
         "p50_ms": pick(0.5),
         "p99_ms": p99,
         "max_ms": ms.last().copied().unwrap_or(0.0),
