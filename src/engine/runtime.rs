@@ -59,8 +59,12 @@ impl EngineRuntime {
             let mut history: HashMap<String, VecDeque<u64>> = HashMap::new();
             let mut last_done: HashMap<String, u64> = HashMap::new();
             let mut last_at = Instant::now();
+            let mut first = true;
             loop {
-                tokio::time::sleep(PUBLISH_EVERY).await;
+                // The first view is published at once: readiness waits for it.
+                if !std::mem::take(&mut first) {
+                    tokio::time::sleep(PUBLISH_EVERY).await;
+                }
                 let Some(rt) = weak.upgrade() else { break };
                 if rt.stopped.initialized() {
                     break;
@@ -278,7 +282,7 @@ impl EngineRuntime {
 
     /// Reacts to a verified Xero event by re-reading the resource (events carry ids only).
     pub async fn on_xero_event(&self, event: XeroEvent) -> Result<(), String> {
-        super::events::apply(&self.link, event).await
+        super::events::apply(self.link.ctx.clone(), event).await
     }
 
     pub async fn stop(&self) {
@@ -331,7 +335,14 @@ impl DaemonEngine for EngineRuntime {
 
     fn ready(&self) -> Readiness {
         let s = self.state_tx.borrow();
-        let mut checks = vec![("ledger".to_owned(), true, "open".to_owned())];
+        let mut checks = vec![
+            ("ledger".to_owned(), true, "open".to_owned()),
+            (
+                "engine".to_owned(),
+                !s.actors.is_empty(),
+                "first status published".to_owned(),
+            ),
+        ];
         for h in &s.health {
             checks.push((h.system.to_lowercase(), h.ok, h.detail.clone()));
         }
