@@ -3,6 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -21,6 +22,8 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(500);
 /// Queue rows shipped to the console per snapshot (it virtualises, but the snapshot is cloned).
 const QUEUE_ROWS: usize = 20_000;
 const THROUGHPUT_SAMPLES: usize = 60;
+/// With nothing happening, the view is still rebuilt this often.
+const REFRESH_IDLE: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct UiState {
@@ -35,6 +38,8 @@ pub struct EngineRuntime {
     state_tx: watch::Sender<ConsoleState>,
     ui: Mutex<UiState>,
     publisher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Set by operator commands so the next tick republishes at once.
+    ui_dirty: AtomicBool,
     stopped: tokio::sync::OnceCell<()>,
 }
 
@@ -52,6 +57,7 @@ impl EngineRuntime {
             state_tx,
             ui: Mutex::new(UiState::default()),
             publisher: Mutex::new(None),
+            ui_dirty: AtomicBool::new(false),
             stopped: tokio::sync::OnceCell::new(),
         });
         let weak = Arc::downgrade(&rt);
@@ -60,6 +66,8 @@ impl EngineRuntime {
             let mut last_done: HashMap<String, u64> = HashMap::new();
             let mut last_at = Instant::now();
             let mut first = true;
+            let mut first_done = false;
+            let mut last_mark = (0u64, 0u64);
             loop {
                 // The first view is published at once: readiness waits for it.
                 if !std::mem::take(&mut first) {
@@ -68,6 +76,20 @@ impl EngineRuntime {
                 let Some(rt) = weak.upgrade() else { break };
                 if rt.stopped.initialized() {
                     break;
+                }
+                // Idle engines stay idle: rebuild only after a commit, a Xero call or an
+                // operator command, and otherwise every few seconds (budget and health age).
+                let mark = rt.activity_mark();
+                let stale = last_at.elapsed() >= REFRESH_IDLE;
+                if !first_done
+                    || mark != last_mark
+                    || rt.ui_dirty.swap(false, Ordering::Relaxed)
+                    || stale
+                {
+                    last_mark = mark;
+                    first_done = true;
+                } else {
+                    continue;
                 }
                 let elapsed = last_at.elapsed().as_secs_f64().max(0.001);
                 last_at = Instant::now();
@@ -78,6 +100,14 @@ impl EngineRuntime {
         });
         *rt.publisher.lock() = Some(task);
         rt
+    }
+
+    /// Changes whenever the engine did something: a ledger commit or a Xero call.
+    fn activity_mark(&self) -> (u64, u64) {
+        (
+            self.link.ctx.ledger.stats().commits,
+            self.link.ctx.xero.counters().calls,
+        )
     }
 
     pub fn subscribe(&self) -> watch::Receiver<ConsoleState> {
@@ -237,6 +267,7 @@ impl EngineRuntime {
 
     /// Applies an operator command; the answer is shown verbatim.
     pub async fn apply(&self, cmd: ConsoleCommand) -> Result<String, String> {
+        self.ui_dirty.store(true, Ordering::Relaxed);
         let stage_name = |s: &str| s.to_owned();
         match cmd {
             ConsoleCommand::Retry(key) => self.link.retry(&key).await,
