@@ -218,6 +218,20 @@ impl LinkContext {
         Order::from_magento(raw, &self.catalogue.read())
     }
 
+    /// Up to `round_limit` entities in `stage` that are not waiting for a retry.
+    pub async fn due_in(
+        &self,
+        stage: crate::ledger::Stage,
+    ) -> Result<Vec<EntityState>, super::stage::RoundError> {
+        let now = now_ms();
+        let all = self
+            .ledger
+            .by_stage(stage, self.settings.round_limit)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(all.into_iter().filter(|s| is_due(s, now)).collect())
+    }
+
     /// The delay before attempt `attempts + 1`: exponential with full jitter.
     pub fn retry_delay(&self, attempts: u32) -> Duration {
         let s = &self.settings;

@@ -15,7 +15,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::contacts::chunk;
-use super::context::{LinkContext, bury, fail_or_bury, is_due, now_ms, record_name};
+use super::context::{LinkContext, bury, fail_or_bury, record_name};
 use super::intents::{Sendable, commit_intents};
 use super::stage::{RoundError, RoundReport, StageWorker};
 use crate::budget::Priority;
@@ -250,25 +250,8 @@ pub(crate) async fn commit_all(ctx: &LinkContext, writes: Vec<Vec<Write>>) {
 impl StageWorker for InvoicesWorker {
     async fn round(&self) -> Result<RoundReport, RoundError> {
         let ctx = &self.ctx;
-        let now = now_ms();
-        let limit = ctx.settings.round_limit;
-        let err = |e: crate::ledger::LedgerError| RoundError(e.to_string());
-        let stale: Vec<EntityState> = ctx
-            .ledger
-            .by_stage(Stage::InvoicePosting, limit)
-            .await
-            .map_err(err)?
-            .into_iter()
-            .filter(|s| is_due(s, now))
-            .collect();
-        let ready: Vec<EntityState> = ctx
-            .ledger
-            .by_stage(Stage::ContactReady, limit)
-            .await
-            .map_err(err)?
-            .into_iter()
-            .filter(|s| is_due(s, now))
-            .collect();
+        let stale = ctx.due_in(Stage::InvoicePosting).await?;
+        let ready = ctx.due_in(Stage::ContactReady).await?;
         if stale.is_empty() && ready.is_empty() {
             return Ok(RoundReport::default());
         }

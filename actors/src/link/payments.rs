@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::contacts::chunk;
-use super::context::{LinkContext, bury, fail_or_bury, is_due, now_ms, record_name};
+use super::context::{LinkContext, bury, fail_or_bury, record_name};
 use super::intents::{Sendable, commit_intents};
 use super::invoices::commit_all;
 use super::stage::{RoundError, RoundReport, StageWorker};
@@ -222,25 +222,8 @@ impl PaymentsWorker {
 impl StageWorker for PaymentsWorker {
     async fn round(&self) -> Result<RoundReport, RoundError> {
         let ctx = &self.ctx;
-        let now = now_ms();
-        let limit = ctx.settings.round_limit;
-        let err = |e: crate::ledger::LedgerError| RoundError(e.to_string());
-        let stale: Vec<EntityState> = ctx
-            .ledger
-            .by_stage(Stage::PaymentPosting, limit)
-            .await
-            .map_err(err)?
-            .into_iter()
-            .filter(|s| is_due(s, now))
-            .collect();
-        let ready: Vec<EntityState> = ctx
-            .ledger
-            .by_stage(Stage::Invoiced, limit)
-            .await
-            .map_err(err)?
-            .into_iter()
-            .filter(|s| is_due(s, now))
-            .collect();
+        let stale = ctx.due_in(Stage::PaymentPosting).await?;
+        let ready = ctx.due_in(Stage::Invoiced).await?;
         if stale.is_empty() && ready.is_empty() {
             return Ok(RoundReport::default());
         }
