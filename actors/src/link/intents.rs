@@ -76,3 +76,65 @@ pub async fn commit_intents<T>(
         entities,
     }
 }
+
+/// The PUT of a batch whose intents are committed, timed for `tally_xero_call_seconds`.
+pub async fn put_batch(
+    ctx: &LinkContext,
+    resource: &str,
+    bodies: Vec<Value>,
+    key: &str,
+    priority: crate::budget::Priority,
+) -> Result<Vec<crate::xero::ElementOutcome>, crate::xero::XeroError> {
+    let started = std::time::Instant::now();
+    let outcome = ctx
+        .xero
+        .batch_write(
+            crate::xero::WriteMethod::Put,
+            resource,
+            bodies,
+            key,
+            priority,
+        )
+        .await;
+    let op = format!("PUT {resource}");
+    metrics::histogram!("tally_xero_call_seconds", "op" => op)
+        .record(started.elapsed().as_secs_f64());
+    outcome
+}
+
+/// A batch call that failed as a whole: a permanent refusal dead-letters every entity (a
+/// person must look), anything else leaves them in `posting` for a retry — the outcome may be
+/// unknown, so the next round looks Xero up before sending again.
+pub fn fail_sent(
+    ctx: &LinkContext,
+    actor: &str,
+    field: &str,
+    entities: Vec<EntityState>,
+    err: &crate::xero::XeroError,
+    writes: &mut Vec<Vec<Write>>,
+    report: &mut super::stage::RoundReport,
+) {
+    let permanent = err.failure().is_permanent();
+    let reason = format!("{field}: the Xero call failed: {err}");
+    for s in entities {
+        if permanent {
+            let e = crate::model::RecordError::new(
+                super::context::record_name(&s.key),
+                field,
+                reason.clone(),
+            );
+            writes.push(vec![super::context::bury(
+                &s,
+                actor,
+                &e,
+                Some(err.to_string()),
+            )]);
+            report.dead += 1;
+        } else {
+            let (w, dead) = super::context::fail_or_bury(ctx, s, actor, &reason, None);
+            report.retrying += usize::from(!dead);
+            report.dead += usize::from(dead);
+            writes.push(vec![w]);
+        }
+    }
+}

@@ -16,14 +16,14 @@ use serde_json::Value;
 
 use super::contacts::chunk;
 use super::context::{LinkContext, bury, fail_or_bury, record_name};
-use super::intents::{Sendable, commit_intents};
+use super::intents::{Sendable, commit_intents, fail_sent, put_batch};
 use super::stage::{RoundError, RoundReport, StageWorker};
 use crate::budget::Priority;
 use crate::ledger::{EntityState, Stage, Write};
 use crate::mapping::invoice_for;
 use crate::model::RecordError;
 use crate::model::money::parse_money;
-use crate::xero::{ElementOutcome, WriteMethod};
+use crate::xero::ElementOutcome;
 
 const ACTOR: &str = "invoices";
 
@@ -164,19 +164,7 @@ impl InvoicesWorker {
         if sendable.is_empty() {
             return Ok(report);
         }
-        let started = std::time::Instant::now();
-        let outcome = ctx
-            .xero
-            .batch_write(
-                WriteMethod::Put,
-                "Invoices",
-                send_bodies,
-                &key,
-                Priority::Invoice,
-            )
-            .await;
-        metrics::histogram!("tally_xero_call_seconds", "op" => "PUT Invoices")
-            .record(started.elapsed().as_secs_f64());
+        let outcome = put_batch(ctx, "Invoices", send_bodies, &key, Priority::Invoice).await;
         let mut writes = Vec::new();
         match outcome {
             Ok(results) => {
@@ -216,23 +204,15 @@ impl InvoicesWorker {
                     report.dead += 1;
                 }
             }
-            Err(e) => {
-                let failure = e.failure();
-                let reason = format!("PUT Invoices failed: {e}");
-                for (s, _) in sendable {
-                    if failure.is_permanent() {
-                        let err = RecordError::new(record_name(&s.key), "invoice", reason.clone());
-                        writes.push(vec![bury(&s, ACTOR, &err, Some(e.to_string()))]);
-                        report.dead += 1;
-                    } else {
-                        // Outcome unknown: stays in InvoicePosting; the next round looks it up first.
-                        let (w, dead) = fail_or_bury(ctx, s, ACTOR, &reason, None);
-                        report.retrying += usize::from(!dead);
-                        report.dead += usize::from(dead);
-                        writes.push(vec![w]);
-                    }
-                }
-            }
+            Err(e) => fail_sent(
+                ctx,
+                ACTOR,
+                "invoice",
+                sendable.into_iter().map(|(s, _)| s).collect(),
+                &e,
+                &mut writes,
+                &mut report,
+            ),
         }
         commit_all(ctx, writes).await;
         Ok(report)

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::contacts::chunk;
 use super::context::{LinkContext, bury, fail_or_bury, record_name};
-use super::intents::{Sendable, commit_intents};
+use super::intents::{Sendable, commit_intents, fail_sent, put_batch};
 use super::invoices::commit_all;
 use super::stage::{RoundError, RoundReport, StageWorker};
 use crate::budget::Priority;
@@ -21,7 +21,7 @@ use crate::ledger::{EntityState, Stage, Write};
 use crate::mapping::payment_for;
 use crate::model::RecordError;
 use crate::model::money::parse_money;
-use crate::xero::{ElementOutcome, WriteMethod};
+use crate::xero::ElementOutcome;
 
 const ACTOR: &str = "payments";
 
@@ -136,19 +136,7 @@ impl PaymentsWorker {
         if sendable.is_empty() {
             return Ok(report);
         }
-        let started = std::time::Instant::now();
-        let outcome = ctx
-            .xero
-            .batch_write(
-                WriteMethod::Put,
-                "Payments",
-                send_bodies,
-                &key,
-                Priority::Payment,
-            )
-            .await;
-        metrics::histogram!("tally_xero_call_seconds", "op" => "PUT Payments")
-            .record(started.elapsed().as_secs_f64());
+        let outcome = put_batch(ctx, "Payments", send_bodies, &key, Priority::Payment).await;
         let mut writes = Vec::new();
         match outcome {
             Ok(results) => {
@@ -197,22 +185,15 @@ impl PaymentsWorker {
                     report.dead += 1;
                 }
             }
-            Err(e) => {
-                let failure = e.failure();
-                let reason = format!("PUT Payments failed: {e}");
-                for s in sendable {
-                    if failure.is_permanent() {
-                        let err = RecordError::new(record_name(&s.key), "payment", reason.clone());
-                        writes.push(vec![bury(&s, ACTOR, &err, Some(e.to_string()))]);
-                        report.dead += 1;
-                    } else {
-                        let (w, dead) = fail_or_bury(ctx, s, ACTOR, &reason, None);
-                        report.retrying += usize::from(!dead);
-                        report.dead += usize::from(dead);
-                        writes.push(vec![w]);
-                    }
-                }
-            }
+            Err(e) => fail_sent(
+                ctx,
+                ACTOR,
+                "payment",
+                sendable,
+                &e,
+                &mut writes,
+                &mut report,
+            ),
         }
         commit_all(ctx, writes).await;
         Ok(report)
