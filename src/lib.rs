@@ -4,5 +4,6 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod config_edit;
 pub mod daemon;
 pub mod engine;

@@ -10,7 +10,7 @@
 //! | `tally_dead_letters` | gauge | | daemon, dead letters waiting for an operator |
 //! | `tally_xero_budget_minute_remaining` | gauge | | daemon, Xero calls left this minute |
 //! | `tally_xero_budget_day_remaining` | gauge | | daemon, Xero calls left today |
-//! | `tally_discrepancies_open` | gauge | `kind` | daemon; `kind="all"` until the view splits them |
+//! | `tally_discrepancies_open` | gauge | `kind` (`all`, or a discrepancy kind such as `invoice_voided_in_xero`) | daemon; a kind's gauge drops to 0 when its last discrepancy closes |
 //! | `tally_webhooks_total` | counter | `source` (xero, magento), `outcome` | daemon |
 //! | `tally_operations_total` | counter | `actor`, `outcome` | engine, through the `metrics` facade |
 //! | `tally_xero_call_seconds` | histogram | | engine, through the `metrics` facade |
@@ -18,12 +18,17 @@
 //! `outcome` of `tally_webhooks_total` is one of `accepted`, `duplicate`, `unauthorized`,
 //! `too_large`, `bad_request`, `unavailable` (shutting down or queue full), `not_configured`.
 
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tally_tui::ConsoleState;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Every discrepancy kind exported so far: a kind absent from the latest state had its last
+/// discrepancy closed, and its gauge must say 0 rather than keep its last count.
+static KINDS_SEEN: parking_lot::Mutex<BTreeSet<String>> = parking_lot::Mutex::new(BTreeSet::new());
 
 /// Buckets for `tally_xero_call_seconds`: Xero answers in tens of milliseconds to seconds, and a
 /// call that waited on the rate budget can take a minute.
@@ -107,6 +112,12 @@ pub fn record_state(state: &ConsoleState) {
         .set(b.day_limit.saturating_sub(b.day_used) as f64);
     metrics::gauge!("tally_discrepancies_open", "kind" => "all")
         .set(state.discrepancies_open as f64);
+    let mut seen = KINDS_SEEN.lock();
+    seen.extend(state.discrepancies_by_kind.keys().cloned());
+    for kind in seen.iter().filter(|k| k.as_str() != "all") {
+        let open = state.discrepancies_by_kind.get(kind).copied().unwrap_or(0);
+        metrics::gauge!("tally_discrepancies_open", "kind" => kind.clone()).set(open as f64);
+    }
 }
 
 pub fn count_webhook(source: &'static str, outcome: &'static str) {

@@ -140,7 +140,7 @@ async fn act(
         ("VOIDED" | "DELETED", _) => {
             let key = format!("voided:{}", order.key);
             let value = serde_json::json!({
-                "kind": "invoice_voided_in_xero",
+                "kind": super::discrepancy::INVOICE_VOIDED_IN_XERO,
                 "order": order.key,
                 "invoice_id": invoice_id,
                 "detail": format!("the Xero invoice of {} was {status} by someone in Xero", order.key),

@@ -1,7 +1,9 @@
 //! The running engine as the console and the daemon see it: one link, a published
 //! [`ConsoleState`], and the operator's commands.
 
+pub mod discrepancy;
 mod events;
+pub mod fix;
 mod runtime;
 mod view;
 

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use tally_actors::ledger::Stage;
 use tally_actors::link::Link;
 use tally_tui::ConsoleCommand;
-use tally_tui::state::{ConsoleState, EntityView, HealthRow};
+use tally_tui::state::{ConsoleState, EntityView, HealthRow, Notice};
 use tokio::sync::watch;
 
 use super::view::{ViewInputs, state_from, trail};
@@ -29,6 +29,8 @@ const REFRESH_IDLE: Duration = Duration::from_secs(5);
 struct UiState {
     entity: Option<String>,
     search: Vec<String>,
+    /// The answer to the latest operator command, carried by every snapshot after it.
+    notice: Option<Notice>,
 }
 
 pub struct EngineRuntime {
@@ -40,6 +42,9 @@ pub struct EngineRuntime {
     publisher: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Set by operator commands so the next tick republishes at once.
     ui_dirty: AtomicBool,
+    notices: AtomicU64,
+    /// One fix at a time: two would race on the config file and on the rules in force.
+    fixing: tokio::sync::Mutex<()>,
     stopped: tokio::sync::OnceCell<()>,
 }
 
@@ -58,6 +63,8 @@ impl EngineRuntime {
             ui: Mutex::new(UiState::default()),
             publisher: Mutex::new(None),
             ui_dirty: AtomicBool::new(false),
+            notices: AtomicU64::new(0),
+            fixing: tokio::sync::Mutex::new(()),
             stopped: tokio::sync::OnceCell::new(),
         });
         let weak = Arc::downgrade(&rt);
@@ -156,14 +163,13 @@ impl EngineRuntime {
         }
         let letters = ledger.dead_letters().await.map_err(|e| e.to_string())?;
         let audit = ledger.audit_tail(300).await.map_err(|e| e.to_string())?;
-        let discrepancies = ledger
-            .discrepancies()
-            .await
-            .map_err(|e| e.to_string())?
-            .len() as u64;
-        let (entity_key, search) = {
+        let open = ledger.discrepancies().await.map_err(|e| e.to_string())?;
+        let discrepancies = open.len() as u64;
+        let by_kind = super::discrepancy::count_by_kind(&open);
+        drop(open);
+        let (entity_key, search, notice) = {
             let ui = self.ui.lock();
-            (ui.entity.clone(), ui.search.clone())
+            (ui.entity.clone(), ui.search.clone(), ui.notice.clone())
         };
         let entity = match entity_key {
             Some(k) => self.entity_view(&k).await?,
@@ -182,6 +188,8 @@ impl EngineRuntime {
             entity,
             search_results: search,
             discrepancies_open: discrepancies,
+            discrepancies_by_kind: by_kind,
+            notice,
             now_ms: now,
         });
         self.state_tx.send_replace(state);
@@ -265,8 +273,26 @@ impl EngineRuntime {
         }))
     }
 
-    /// Applies an operator command; the answer is shown verbatim.
+    /// Applies an operator command; the answer is shown verbatim, to the caller and (as the
+    /// state's notice) to every console watching.
     pub async fn apply(&self, cmd: ConsoleCommand) -> Result<String, String> {
+        let quiet = matches!(cmd, ConsoleCommand::Quit);
+        let result = self.run_command(cmd).await;
+        if !quiet {
+            let notice = Notice {
+                seq: self.notices.fetch_add(1, Ordering::Relaxed) + 1,
+                ok: result.is_ok(),
+                message: match &result {
+                    Ok(m) | Err(m) => m.clone(),
+                },
+            };
+            self.ui.lock().notice = Some(notice.clone());
+            self.state_tx.send_modify(|s| s.notice = Some(notice));
+        }
+        result
+    }
+
+    async fn run_command(&self, cmd: ConsoleCommand) -> Result<String, String> {
         self.ui_dirty.store(true, Ordering::Relaxed);
         let stage_name = |s: &str| s.to_owned();
         match cmd {
@@ -307,8 +333,40 @@ impl EngineRuntime {
                 self.link.kick_all();
                 Ok("every stage woken; the reconciler is not part of this build".into())
             }
+            ConsoleCommand::Fix { key, rule } => self.fix(&key, &rule).await,
             ConsoleCommand::Quit => Ok("bye".into()),
         }
+    }
+
+    /// Validates and writes the rule, reloads the rules through the same path as SIGHUP, then
+    /// retries every dead letter the rule unblocks.
+    async fn fix(&self, key: &str, rule: &tally_tui::FixRule) -> Result<String, String> {
+        let path = self
+            .config_path
+            .clone()
+            .ok_or("this engine has no config file to write the rule into")?;
+        let _one_at_a_time = self.fixing.lock().await;
+        let applied = super::fix::apply(&self.link.ctx, &path, key, rule).await?;
+        self.reload_rules().map_err(|e| {
+            format!(
+                "{} was written to {} but the rules did not reload: {e}",
+                rule.describe(),
+                path.display()
+            )
+        })?;
+        let retried = self.link.retry_many(&applied.unblocked).await?;
+        tracing::info!(rule = %rule.describe(), retried = retried.len(), "Mapping fixed by the operator.");
+        Ok(format!(
+            "{} written to {}; {} dead letter(s) retried{}",
+            rule.describe(),
+            path.display(),
+            retried.len(),
+            if retried.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", retried.join(", "))
+            }
+        ))
     }
 
     /// Reacts to a verified Xero event by re-reading the resource (events carry ids only).

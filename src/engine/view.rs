@@ -22,6 +22,8 @@ pub struct ViewInputs<'a> {
     pub entity: Option<EntityView>,
     pub search_results: Vec<String>,
     pub discrepancies_open: u64,
+    pub discrepancies_by_kind: std::collections::BTreeMap<String, u64>,
+    pub notice: Option<tally_tui::state::Notice>,
     pub now_ms: i64,
 }
 
@@ -187,6 +189,8 @@ pub fn state_from(i: ViewInputs<'_>) -> ConsoleState {
         entity: i.entity,
         search_results: i.search_results,
         discrepancies_open: i.discrepancies_open,
+        discrepancies_by_kind: i.discrepancies_by_kind,
+        notice: i.notice,
         log,
         generated_at: format_ms(i.now_ms),
     }

@@ -36,6 +36,10 @@ pub struct App {
     help: bool,
     /// Feedback for the last thing the operator asked for, so no keystroke goes unanswered.
     status: Option<String>,
+    /// Whether `status` reports a refusal or failure (drawn as an error).
+    status_bad: bool,
+    /// The last engine [`crate::state::Notice`] shown, so each answer replaces the status once.
+    seen_notice: u64,
     quit: bool,
     engine_gone: bool,
     /// Where each tab was drawn, for mouse clicks.
@@ -62,6 +66,8 @@ impl App {
             confirm: None,
             help: false,
             status: None,
+            status_bad: false,
+            seen_notice: 0,
             quit: false,
             engine_gone: false,
             tabs: [Rect::default(); 5],
@@ -95,6 +101,22 @@ impl App {
 
     pub fn set_status(&mut self, status: impl Into<String>) {
         self.status = Some(status.into());
+        self.status_bad = false;
+    }
+
+    /// Takes the engine's answer to the latest command into the status line, once.
+    fn take_notice(&mut self, state: &ConsoleState) {
+        if let Some(n) = &state.notice
+            && n.seq != self.seen_notice
+        {
+            self.seen_notice = n.seq;
+            self.status = Some(if n.ok {
+                n.message.clone()
+            } else {
+                format!("refused: {}", n.message)
+            });
+            self.status_bad = !n.ok;
+        }
     }
 
     /// Marks that the engine stopped publishing state, so the header can say the numbers are
@@ -257,10 +279,12 @@ impl App {
 
     fn send(&mut self, cmd: ConsoleCommand) -> Option<ConsoleCommand> {
         self.status = Some(describe(&cmd));
+        self.status_bad = false;
         Some(cmd)
     }
 
     pub fn draw(&mut self, frame: &mut Frame, state: &ConsoleState) {
+        self.take_notice(state);
         let [header, tabs, body, footer] = Layout::vertical([
             Constraint::Length(1),
             Constraint::Length(1),
@@ -361,11 +385,18 @@ impl App {
             &[("esc", "close help")]
         } else if self.view_captures_input() {
             match self.view {
+                View::Errors if self.errors.fix_prompt().is_some() => &[
+                    ("enter", "apply"),
+                    ("tab", "field"),
+                    ("↑↓", "rule"),
+                    ("esc", "cancel"),
+                ],
                 View::Queues => &[("enter", "keep filter"), ("esc", "clear")],
                 View::Entity => &[("enter", "search"), ("esc", "cancel")],
                 _ => &[
                     ("r", "retry"),
                     ("d", "drop"),
+                    ("f", "fix"),
                     ("o", "audit trail"),
                     ("esc", "close"),
                 ],
@@ -388,6 +419,7 @@ impl App {
                     ("r", "retry"),
                     ("R", "retry all"),
                     ("d", "drop"),
+                    ("f", "fix"),
                     ("enter", "details"),
                     ("?", "keys"),
                     ("q", "quit"),
@@ -412,7 +444,8 @@ impl App {
         let [l, r] =
             Layout::horizontal([Constraint::Fill(1), Constraint::Length(status_width)]).areas(area);
         frame.render_widget(Paragraph::new(Line::from(spans)), l);
-        frame.render_widget(Paragraph::new(Span::styled(status, t.accent())), r);
+        let style = if self.status_bad { t.bad() } else { t.accent() };
+        frame.render_widget(Paragraph::new(Span::styled(status, style)), r);
     }
 }
 
@@ -426,6 +459,7 @@ fn describe(cmd: &ConsoleCommand) -> String {
         ConsoleCommand::Search(q) => format!("searching \"{q}\""),
         ConsoleCommand::Open(k) => format!("opening {k}"),
         ConsoleCommand::ReconcileNow => "reconcile sent".into(),
+        ConsoleCommand::Fix { rule, .. } => format!("fix sent: {}", rule.describe()),
         ConsoleCommand::Quit => "quitting".into(),
     }
 }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::fix_rule::FixRule;
+
 /// Sent on an unbounded channel so a keystroke never waits for the engine; the engine reports
 /// the outcome back through the next [`crate::state::ConsoleState`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +23,12 @@ pub enum ConsoleCommand {
     /// Load the full audit trail of an entity key into `ConsoleState::entity`.
     Open(String),
     ReconcileNow,
+    /// Write `rule` into the mapping config (after validating it against the organisation),
+    /// reload the rules and retry `key` and every other dead letter the rule unblocks.
+    Fix {
+        key: String,
+        rule: FixRule,
+    },
     /// The operator closed the console.
     Quit,
 }

@@ -60,6 +60,8 @@ pub fn sample_state(queue_items: usize) -> ConsoleState {
             "invoice INV-000123".into(),
         ],
         discrepancies_open: 3,
+        discrepancies_by_kind: [("invoice_voided_in_xero".to_owned(), 3)].into(),
+        notice: None,
         log: log(),
         generated_at: "2025-06-01T12:00:05Z".into(),
     }

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod bench;
 pub mod command;
+pub mod fix_rule;
 pub mod fixture;
 pub mod fmt;
 pub mod run;
@@ -20,6 +21,7 @@ pub mod views;
 pub use app::App;
 pub use bench::{FrameStats, bench_frames};
 pub use command::ConsoleCommand;
+pub use fix_rule::FixRule;
 pub use run::run;
 pub use state::ConsoleState;
 pub use theme::Theme;

@@ -5,10 +5,16 @@
 //! serde derives. Timestamps arrive pre-formatted so the console needs no clock or time zone
 //! logic of its own and two consoles attached to one daemon show the same text.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Everything one frame of the console shows.
+///
+/// Every field defaults when absent, so a console and a daemon of different versions still
+/// understand each other's state.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ConsoleState {
     /// Which store↔organisation pair this is, e.g. "Magento default ↔ Xero Tally Sandbox Ltd".
     pub link: String,
@@ -26,10 +32,25 @@ pub struct ConsoleState {
     pub search_results: Vec<String>,
     /// Open discrepancies found by the reconciler; the console only shows the count for now.
     pub discrepancies_open: u64,
+    /// Open discrepancies by their stable kind (e.g. `invoice_voided_in_xero`); kinds with
+    /// none open are absent.
+    pub discrepancies_by_kind: BTreeMap<String, u64>,
+    /// The engine's answer to the latest operator command, so the console that sent it (and
+    /// any other attached console) can show what happened.
+    pub notice: Option<Notice>,
     /// Recent log lines, oldest first (the Log view shows newest first).
     pub log: Vec<LogLine>,
     /// When the engine produced this snapshot; shown so a stale console is noticeable.
     pub generated_at: String,
+}
+
+/// The outcome of an operator command.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// Grows with every command, so a console can tell a new answer from one it has shown.
+    pub seq: u64,
+    pub ok: bool,
+    pub message: String,
 }
 
 /// One entity actor of the link and its work counters.

@@ -294,6 +294,14 @@ impl Link {
         Ok(format!("{n} dead letters sent back"))
     }
 
+    /// Sends these dead letters back into the flow in one commit (after a mapping fix);
+    /// keys that are not dead letters are skipped. Returns the keys revived.
+    pub async fn retry_many(&self, letters: &[DeadLetter]) -> Result<Vec<String>, String> {
+        let keys = revive_letters(&self.ctx.ledger, letters, "operator (fix)").await?;
+        self.kick_all();
+        Ok(keys)
+    }
+
     pub async fn drop_letter(&self, key: &str) -> Result<String, String> {
         self.ctx
             .ledger
@@ -425,9 +433,31 @@ impl Link {
     }
 }
 
+/// Commits the revival of `letters` in one transaction, for a running link or a CLI acting on
+/// the ledger directly; the caller wakes the stages.
+pub async fn revive_letters(
+    ledger: &Ledger,
+    letters: &[DeadLetter],
+    actor: &str,
+) -> Result<Vec<String>, String> {
+    if letters.is_empty() {
+        return Ok(Vec::new());
+    }
+    let writes = letters
+        .iter()
+        .map(|l| Write::Revive {
+            key: l.key.clone(),
+            to: revive_stage(l),
+            actor: actor.to_owned(),
+        })
+        .collect();
+    ledger.commit(writes).await.map_err(|e| e.to_string())?;
+    Ok(letters.iter().map(|l| l.key.clone()).collect())
+}
+
 /// Where an operator's retry sends a dead letter: back to the step it died at, minus any
 /// intent (the worker looks Xero up before re-sending anyway).
-fn revive_stage(letter: &DeadLetter) -> Stage {
+pub fn revive_stage(letter: &DeadLetter) -> Stage {
     match letter.stage_at_death {
         Some(Stage::InvoicePosting) => Stage::ContactReady,
         Some(Stage::PaymentPosting) => Stage::Invoiced,

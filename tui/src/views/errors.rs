@@ -7,6 +7,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Wrap};
 
+use super::fix_prompt::FixPrompt;
 use super::{Action, Outcome, TableFrame, centered, hit_row, navigate, num};
 use crate::command::ConsoleCommand;
 use crate::fmt;
@@ -19,6 +20,8 @@ pub struct ErrorsView {
     pub cursor: ListCursor,
     rows_area: Rect,
     detail: bool,
+    /// The fix form, while open.
+    fix: Option<FixPrompt>,
 }
 
 /// Indices of `state.errors`, newest first (timestamps compare as text, which is chronological
@@ -30,9 +33,13 @@ pub(crate) fn newest_first(state: &ConsoleState) -> Vec<usize> {
 }
 
 impl ErrorsView {
-    /// The details popup takes the keyboard while open.
+    /// The details popup and the fix form take the keyboard while open.
     pub fn captures_input(&self) -> bool {
-        self.detail
+        self.detail || self.fix.is_some()
+    }
+
+    pub fn fix_prompt(&self) -> Option<&FixPrompt> {
+        self.fix.as_ref()
     }
 
     fn selected<'s>(&self, state: &'s ConsoleState) -> Option<&'s ErrorItem> {
@@ -41,8 +48,28 @@ impl ErrorsView {
     }
 
     pub fn handle_key(&mut self, key: &KeyEvent, state: &ConsoleState) -> Outcome {
+        if let Some(prompt) = &mut self.fix {
+            return match prompt.handle_key(key) {
+                None => {
+                    self.fix = None;
+                    Outcome::Handled
+                }
+                Some(sent @ Outcome::Act(_)) => {
+                    self.fix = None;
+                    sent
+                }
+                Some(other) => other,
+            };
+        }
         let selected = self.selected(state);
         match key.code {
+            KeyCode::Char('f') => {
+                if let Some(e) = selected {
+                    self.detail = false;
+                    self.fix = Some(FixPrompt::for_error(e));
+                }
+                Outcome::Handled
+            }
             KeyCode::Char('r') => match selected {
                 Some(e) => Outcome::Act(Action::Send(ConsoleCommand::Retry(e.key.clone()))),
                 None => Outcome::Handled,
@@ -169,6 +196,9 @@ impl ErrorsView {
         {
             draw_popup(frame, area, e, theme);
         }
+        if let Some(prompt) = &self.fix {
+            prompt.draw(frame, area, theme);
+        }
     }
 }
 
@@ -216,6 +246,8 @@ fn draw_popup(frame: &mut Frame, area: Rect, e: &ErrorItem, theme: Theme) {
             Span::raw(" retry "),
             Span::styled(" d", theme.key_hint()),
             Span::raw(" drop "),
+            Span::styled(" f", theme.key_hint()),
+            Span::raw(" fix "),
             Span::styled(" o", theme.key_hint()),
             Span::raw(" audit trail "),
             Span::styled(" esc", theme.key_hint()),

@@ -43,6 +43,7 @@ const RIGHT: &[Section] = &[
             ("r", "retry selected"),
             ("R", "retry all (asks first)"),
             ("d", "drop (asks first)"),
+            ("f", "fix mapping + retry"),
             ("enter", "details; o audit trail"),
         ],
     ),

@@ -6,6 +6,7 @@
 pub mod confirm;
 pub mod entity;
 pub mod errors;
+pub mod fix_prompt;
 pub mod help;
 pub mod log;
 pub mod overview;
