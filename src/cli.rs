@@ -31,6 +31,9 @@ pub enum Command {
     Check(ConfigArg),
     /// Inspect and act on the dead-letter queue.
     Dlq(DlqArgs),
+    /// Fix a mapping gap: write one rule into [mapping] (checked against the organisation
+    /// first) and retry every dead letter it unblocks; through the daemon when one runs.
+    Fix(crate::cmd::fix::FixArgs),
     /// Benchmarks that print numbers (JSON).
     Bench(BenchArgs),
     /// Headless: ingest, sync, reconcile, webhooks, control API and /metrics until SIGTERM.

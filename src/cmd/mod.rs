@@ -11,6 +11,7 @@ pub mod console;
 pub mod demo;
 pub mod dlq;
 pub mod engine;
+pub mod fix;
 pub mod plan;
 pub mod sandbox;
 pub mod sync;
@@ -23,6 +24,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::run(args).await,
         Command::Check(args) => check::run(args).await,
         Command::Dlq(args) => dlq::run(args).await,
+        Command::Fix(args) => fix::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Daemon(args) => {
             crate::daemon::commands::daemon(&args.config.config, args.listen.as_deref()).await

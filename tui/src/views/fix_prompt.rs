@@ -53,7 +53,7 @@ impl FixPrompt {
     }
 
     fn has_name(&self) -> bool {
-        FixRule::labels(KINDS[self.kind]).0 != ""
+        !FixRule::labels(KINDS[self.kind]).0.is_empty()
     }
 
     /// The rule as currently typed.
