@@ -60,6 +60,11 @@ async fn gauges_move_with_the_state_and_webhooks_are_counted() {
             ..Default::default()
         };
         s.discrepancies_open = 3;
+        s.discrepancies_by_kind = [
+            ("invoice_voided_in_xero".to_owned(), 2),
+            ("unknown".to_owned(), 1),
+        ]
+        .into();
     });
     let mut text = String::new();
     for _ in 0..500 {
@@ -91,7 +96,35 @@ async fn gauges_move_with_the_state_and_webhooks_are_counted() {
         value(&text, "tally_discrepancies_open{kind=\"all\"}"),
         Some(3.0)
     );
+    assert_eq!(
+        value(
+            &text,
+            "tally_discrepancies_open{kind=\"invoice_voided_in_xero\"}"
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "tally_discrepancies_open{kind=\"unknown\"}"),
+        Some(1.0)
+    );
     assert!(text.contains("# HELP tally_dead_letters"), "{text}");
+
+    // The last voided-invoice discrepancy closes: its gauge drops to 0 rather than staying.
+    r.engine.state.send_modify(|s| {
+        s.discrepancies_open = 1;
+        s.discrepancies_by_kind.remove("invoice_voided_in_xero");
+    });
+    eventually_async(|| async {
+        let t = scrape().await;
+        value(
+            &t,
+            "tally_discrepancies_open{kind=\"invoice_voided_in_xero\"}",
+        ) == Some(0.0)
+            && value(&t, "tally_discrepancies_open{kind=\"all\"}") == Some(1.0)
+            && value(&t, "tally_discrepancies_open{kind=\"unknown\"}") == Some(1.0)
+    })
+    .await;
 
     r.engine.state.send_modify(|s| s.actors[0].queued = 9);
     eventually_async(|| async {
