@@ -219,3 +219,52 @@ async fn bad_orders_are_dead_lettered_and_a_fixed_one_syncs_exactly_once() {
         "no Magento order was invoiced twice by the writeback"
     );
 }
+
+/// The ledger keeps only a projection of each Magento order (`model::order_fields`). Parsing
+/// the projection must give exactly what parsing the full record gives — the same order, or
+/// the same error naming the same field — for every seeded shape (simple, configurable,
+/// bundle, guest, foreign currency, inclusive and exclusive stores) and every breakage above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stored_projection_of_an_order_parses_exactly_like_the_full_record() {
+    use tally_actors::model::order_fields::project;
+    use tally_actors::model::{Catalogue, Order};
+
+    const MANY: usize = 600;
+    let env = sandbox_env(SEED, MANY, TIME_SCALE).await;
+    let (seed, _) = tally_fixtures::seed::generate(SEED, MANY);
+    let catalogue = Catalogue::from_magento(
+        &json!({ "items": seed.products }),
+        &seed.categories,
+        &json!({ "items": seed.tax_classes }),
+    )
+    .expect("the seed's catalogue parses");
+
+    let mut orders = env.seeded_orders();
+    let template = template(&env);
+    for b in BREAKAGES {
+        let mut broken = template.clone();
+        (b.apply)(&mut broken);
+        orders.push(broken);
+    }
+    let (mut parsed, mut rejected) = (0, 0);
+    for raw in orders {
+        let full = Order::from_magento(&raw, &catalogue);
+        let kept = Order::from_magento(&project(raw.clone()), &catalogue);
+        match (&full, &kept) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a, b, "order {}", raw["increment_id"]);
+                parsed += 1;
+            }
+            (Err(a), Err(b)) => {
+                assert_eq!(a.to_string(), b.to_string(), "order {}", raw["increment_id"]);
+                rejected += 1;
+            }
+            _ => panic!(
+                "order {}: full record gave {full:?}, projection gave {kept:?}",
+                raw["increment_id"]
+            ),
+        }
+    }
+    assert!(parsed >= MANY - 5, "most seeded orders parse ({parsed})");
+    assert!(rejected >= BREAKAGES.len() - 1, "the breakages are rejected ({rejected})");
+}

@@ -22,6 +22,43 @@ pub struct Intent {
     pub committed_at_ms: i64,
 }
 
+/// The part of an [`EntityState`] the ledger writer needs to check a transition and move
+/// the indexes. Decoding only this (serde skips `data` without building it) matters: the
+/// writer reads the previous state on every write, and `data` holds the whole source record.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub(crate) struct StateHeader {
+    pub kind: EntityKind,
+    pub stage: Stage,
+    #[serde(default)]
+    pub links: BTreeMap<String, String>,
+    pub intent: Option<IntentKey>,
+    pub retry_at_ms: Option<i64>,
+    pub created_at_ms: i64,
+    pub version: u64,
+}
+
+/// Only the idempotency key of an [`Intent`]: what the intent index is keyed by.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub(crate) struct IntentKey {
+    pub idempotency_key: String,
+}
+
+impl StateHeader {
+    pub(crate) fn of(state: &EntityState) -> StateHeader {
+        StateHeader {
+            kind: state.kind,
+            stage: state.stage,
+            links: state.links.clone(),
+            intent: state.intent.as_ref().map(|i| IntentKey {
+                idempotency_key: i.idempotency_key.clone(),
+            }),
+            retry_at_ms: state.retry_at_ms,
+            created_at_ms: state.created_at_ms,
+            version: state.version,
+        }
+    }
+}
+
 /// Everything the engine remembers about one entity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EntityState {

@@ -10,13 +10,13 @@
 use super::audit::AuditEntry;
 use super::codec;
 use super::dead_letter::DeadLetter;
-use super::entity::EntityState;
+use super::entity::{EntityState, StateHeader};
 use super::error::LedgerError;
 use super::stage::{Stage, can_move};
 use super::tables::*;
 use super::write::{CommitInfo, LedgerStats, Write};
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -281,7 +281,7 @@ impl<'t> Tx<'t> {
         detail: &str,
         info: &mut CommitInfo,
     ) -> Result<(), LedgerError> {
-        let old = self.load_state(&state.key)?;
+        let old = self.load_header(&state.key)?;
         let kind = state.kind;
         let from = old.as_ref().map(|o| o.stage);
         if !kind.uses(state.stage) {
@@ -412,7 +412,7 @@ impl<'t> Tx<'t> {
             dead.attempts = dead.attempts.max(letter.attempts);
             dead.version = o.version + 1;
             dead.updated_at_ms = self.now;
-            self.store_state(&dead, Some(o))?;
+            self.store_state(&dead, Some(&StateHeader::of(o)))?;
             info.versions.insert(dead.key.clone(), dead.version);
         }
         let bytes = codec::encode("dead letter", &letter)?;
@@ -460,7 +460,7 @@ impl<'t> Tx<'t> {
                 revived.last_error = None;
                 revived.version = o.version + 1;
                 revived.updated_at_ms = self.now;
-                self.store_state(&revived, Some(&o))?;
+                self.store_state(&revived, Some(&StateHeader::of(&o)))?;
                 info.versions.insert(key.to_owned(), revived.version);
                 if has_letter {
                     self.set_bytes(BytesTable::DeadLetters, key, None)?;
@@ -495,7 +495,7 @@ impl<'t> Tx<'t> {
                 key: key.to_owned(),
             });
         }
-        let stage = self.load_state(key)?.map(|s| s.stage);
+        let stage = self.load_header(key)?.map(|s| s.stage);
         self.set_bytes(BytesTable::DeadLetters, key, None)?;
         self.append_audit(
             key,
@@ -505,6 +505,13 @@ impl<'t> Tx<'t> {
             "dead letter dropped by an operator; the entity stays dead",
             info,
         )
+    }
+
+    fn load_header(&self, key: &str) -> Result<Option<StateHeader>, LedgerError> {
+        match self.states.get(key)? {
+            Some(g) => Ok(Some(codec::decode("entity", key, g.value())?)),
+            None => Ok(None),
+        }
     }
 
     fn load_state(&self, key: &str) -> Result<Option<EntityState>, LedgerError> {
@@ -518,7 +525,7 @@ impl<'t> Tx<'t> {
     fn store_state(
         &mut self,
         new: &EntityState,
-        old: Option<&EntityState>,
+        old: Option<&StateHeader>,
     ) -> Result<(), LedgerError> {
         let key = new.key.as_str();
         let bytes = codec::encode("entity", new)?;
@@ -557,11 +564,12 @@ impl<'t> Tx<'t> {
             }
         }
 
-        let link_keys = |s: Option<&EntityState>| -> BTreeSet<String> {
-            s.map(|s| s.links.iter().map(|(n, v)| format!("{n}:{v}")).collect())
+        let link_keys = |links: Option<&BTreeMap<String, String>>| -> BTreeSet<String> {
+            links
+                .map(|l| l.iter().map(|(n, v)| format!("{n}:{v}")).collect())
                 .unwrap_or_default()
         };
-        let (old_links, new_links) = (link_keys(old), link_keys(Some(new)));
+        let (old_links, new_links) = (link_keys(old.map(|o| &o.links)), link_keys(Some(&new.links)));
         for gone in old_links.difference(&new_links) {
             self.set_link(gone, key, false)?;
         }

@@ -408,7 +408,7 @@ async fn reread(
         return Err(err);
     }
     let order = ctx.parse_order(&raw)?;
-    state.data = raw;
+    state.data = crate::model::order_fields::project(raw);
     state
         .links
         .insert("magento_entity_id".into(), id.to_string());

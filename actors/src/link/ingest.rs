@@ -13,6 +13,7 @@ use super::context::{LinkContext, bury, now_ms};
 use super::stage::{RoundError, RoundReport, StageWorker};
 use crate::ledger::{EntityKind, EntityState, Stage, Write};
 use crate::magento::{OrderCursor, OrderPoller};
+use crate::model::order_fields::project;
 
 pub const CURSOR: &str = "magento.orders";
 const ACTOR: &str = "ingest";
@@ -125,7 +126,7 @@ impl StageWorker for IngestWorker {
                 .and_then(Value::as_str)
                 .map(str::to_owned)
             {
-                Some(increment_id) => incoming.push((increment_id, raw)),
+                Some(increment_id) => incoming.push((increment_id, project(raw))),
                 None => {
                     tracing::warn!("Magento returned an order without increment_id; skipped.")
                 }

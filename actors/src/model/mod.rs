@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod error;
 pub mod money;
 pub mod order;
+pub mod order_fields;
 pub mod xero;
 
 pub use catalogue::{Catalogue, ProductFacts};
