@@ -141,6 +141,10 @@ pub enum BenchWhat {
         unlimited: bool,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Run the engine as its own process (`tally sync --once`) so its peak memory is
+        /// measured apart from the sandbox's; the budget is then not sampled.
+        #[arg(long)]
+        engine_process: bool,
     },
     /// Console frame time (median, p99, worst) with N operations queued.
     Console {

@@ -11,6 +11,7 @@ async fn a_budgeted_backfill_syncs_every_order_and_reports_the_budget() {
         time_scale: 600.0,
         unlimited: false,
         seed: 7,
+        engine_process: false,
     })
     .await
     .unwrap();
@@ -50,6 +51,7 @@ async fn unlimited_lifts_the_limits_on_both_sides_and_reports_no_utilisation() {
         time_scale: 60.0,
         unlimited: true,
         seed: 7,
+        engine_process: false,
     })
     .await
     .unwrap();

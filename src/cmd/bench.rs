@@ -45,12 +45,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             time_scale,
             unlimited,
             seed,
+            engine_process,
         } => {
             let report = backfill(BackfillOptions {
                 orders,
                 time_scale,
                 unlimited,
                 seed,
+                engine_process,
             })
             .await?;
             println!("{}", serde_json::to_string_pretty(&report.to_json())?);
@@ -72,6 +74,8 @@ pub struct BackfillOptions {
     pub time_scale: f64,
     pub unlimited: bool,
     pub seed: u64,
+    /// The engine runs as a child `tally sync --once`; its memory is measured on its own.
+    pub engine_process: bool,
 }
 
 /// What one backfill measured. Times are real (wall-clock) unless named `simulated`.
@@ -96,6 +100,8 @@ pub struct BackfillReport {
     /// From the link's start until every seeded order first stood in a final stage.
     pub orders_final: Option<Duration>,
     pub peak_rss_kb: Option<u64>,
+    /// The engine process's own peak (`VmHWM`), when it ran as a child process.
+    pub engine_peak_rss_kb: Option<u64>,
     /// Resident memory after the sandbox was seeded, before the engine existed.
     pub rss_after_sandbox_kb: Option<u64>,
     pub rss_at_start_kb: Option<u64>,
@@ -114,6 +120,7 @@ impl BackfillReport {
         let per = |n: f64, d: f64| if d > 0.0 { Some(n / d) } else { None };
         let mb = |kb: Option<u64>| kb.map(|k| (k as f64 / 1024.0 * 10.0).round() / 10.0);
         let engine_estimate = match (self.peak_rss_kb, self.rss_after_sandbox_kb) {
+            _ if self.options.engine_process => None,
             (Some(p), Some(s)) => Some(p.saturating_sub(s)),
             _ => None,
         };
@@ -122,6 +129,7 @@ impl BackfillReport {
             "time_scale": self.options.time_scale,
             "unlimited": self.options.unlimited,
             "seed": self.options.seed,
+            "engine_process": self.options.engine_process,
             "finished": self.finished,
             "orders_seeded": self.orders_seeded,
             "orders_synced": self.orders_synced,
@@ -153,6 +161,7 @@ impl BackfillReport {
             "rss_at_start_mb": mb(self.rss_at_start_kb),
             "rss_after_sandbox_seed_mb": mb(self.rss_after_sandbox_kb),
             "engine_rss_estimate_mb": mb(engine_estimate),
+            "engine_peak_rss_mb": mb(self.engine_peak_rss_kb),
             "ledger": self.ledger,
             "sandbox": self.sandbox,
         })
@@ -276,18 +285,23 @@ impl Drop for ScratchDir {
 }
 
 /// The sandbox's own tally config, with Xero's limits lifted for the engine too when asked.
-fn bench_config(
-    sandbox: &Sandbox,
-    ledger: &Path,
-    dir: &Path,
-    unlimited: bool,
-) -> anyhow::Result<RawConfig> {
+fn bench_config_text(sandbox: &Sandbox, ledger: &Path, unlimited: bool) -> String {
     let mut text = sandbox.tally_config(ledger);
     if unlimited {
         text.push_str(&format!(
             "\n[xero.limits]\nper_minute = {LIFTED}\nconcurrent = {LIFTED}\nper_day = {LIFTED}\n"
         ));
     }
+    text
+}
+
+fn bench_config(
+    sandbox: &Sandbox,
+    ledger: &Path,
+    dir: &Path,
+    unlimited: bool,
+) -> anyhow::Result<RawConfig> {
+    let text = bench_config_text(sandbox, ledger, unlimited);
     RawConfig::parse(&dir.join("tally.toml"), &text)
 }
 
@@ -318,6 +332,16 @@ pub async fn backfill(opts: BackfillOptions) -> anyhow::Result<BackfillReport> {
     let rss_after_sandbox_kb = proc_status_kb("VmRSS");
     let scratch = ScratchDir::new()?;
     let ledger_path = scratch.path().join("tally.redb");
+    if opts.engine_process {
+        return backfill_in_child(
+            opts,
+            sandbox,
+            scratch,
+            rss_at_start_kb,
+            rss_after_sandbox_kb,
+        )
+        .await;
+    }
     let raw = bench_config(&sandbox, &ledger_path, scratch.path(), opts.unlimited)?;
     let cfg = link_config(&raw)?;
 
@@ -363,6 +387,7 @@ pub async fn backfill(opts: BackfillOptions) -> anyhow::Result<BackfillReport> {
         run,
         orders_final,
         peak_rss_kb: proc_status_kb("VmHWM"),
+        engine_peak_rss_kb: None,
         rss_after_sandbox_kb,
         rss_at_start_kb,
         ledger: json!({
@@ -375,6 +400,101 @@ pub async fn backfill(opts: BackfillOptions) -> anyhow::Result<BackfillReport> {
     };
     drop(ctx);
     sandbox.shutdown().await;
+    Ok(report)
+}
+
+/// The engine as an operator runs it, `tally sync --once`, in a child process against the
+/// in-process sandbox: the child's `VmHWM` is the engine's peak memory with no simulator in
+/// it. Its run time includes connecting (a few milliseconds against the sandbox).
+async fn backfill_in_child(
+    opts: BackfillOptions,
+    sandbox: Sandbox,
+    scratch: ScratchDir,
+    rss_at_start_kb: Option<u64>,
+    rss_after_sandbox_kb: Option<u64>,
+) -> anyhow::Result<BackfillReport> {
+    let config = scratch.path().join("tally.toml");
+    let ledger = scratch.path().join("tally.redb");
+    std::fs::write(
+        &config,
+        bench_config_text(&sandbox, &ledger, opts.unlimited),
+    )?;
+    let exe = std::env::current_exe()?;
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(exe)
+        .arg("sync")
+        .arg("--once")
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().unwrap_or_default();
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = tokio::spawn(async move {
+        let mut out = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut stdout, &mut out).await?;
+        Ok::<_, std::io::Error>(out)
+    });
+    // VmHWM only grows, so the last sample before the child exits is its peak (to within
+    // one sampling period of growth).
+    let mut engine_peak = None;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            engine_peak = parse_status_kb(&text, "VmHWM").or(engine_peak);
+        }
+        tokio::select! {
+            status = child.wait() => break status?,
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    };
+    let run = started.elapsed();
+    let summary: Value = serde_json::from_slice(&reader.await??).map_err(|e| {
+        anyhow::anyhow!("tally sync --once printed no JSON summary ({status}): {e}")
+    })?;
+    let stage = |name: &str| {
+        summary
+            .pointer(&format!("/orders_by_stage/{name}"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    let orders_synced = stage("written_back") + stage("paid") + stage("skipped");
+    let count = |v: Option<&Value>| match v {
+        Some(Value::Array(a)) => a.len() as u64,
+        Some(v) => v.as_u64().unwrap_or(0),
+        None => 0,
+    };
+    let sim = sandbox.counters();
+    let report = BackfillReport {
+        orders_seeded: sandbox.counts().orders,
+        finished: summary["finished"].as_bool().unwrap_or(false),
+        orders_synced,
+        orders_by_stage: summary["orders_by_stage"].clone(),
+        dead_letters: count(summary.get("dead_letters")),
+        xero_calls: count(summary.get("xero_calls")),
+        xero_429s: count(summary.get("xero_429s")),
+        xero_retries: count(summary.get("xero_retries")),
+        utilisation: Utilisation::default(),
+        setup: Duration::ZERO,
+        run,
+        orders_final: None,
+        peak_rss_kb: proc_status_kb("VmHWM"),
+        engine_peak_rss_kb: engine_peak,
+        rss_after_sandbox_kb,
+        rss_at_start_kb,
+        ledger: Value::Null,
+        sandbox: json!({
+            "xero_totals": sim.pointer("/xero/totals"),
+            "xero_duplicates": sim.pointer("/xero/duplicates"),
+            "xero_429s_sent": sim.pointer("/xero/rate_limited_429"),
+            "xero_peak_in_flight": sim.pointer("/xero/peak_in_flight"),
+        }),
+        options: opts,
+    };
+    sandbox.shutdown().await;
+    drop(scratch);
     Ok(report)
 }
 
