@@ -16,6 +16,11 @@ type Store = Arc<Mutex<Vec<(u64, String)>>>;
 type Hook = Arc<dyn Fn(&Store, usize) + Send + Sync>;
 
 async fn start(store: Store, hook: Option<Hook>) -> Mock {
+    start_counting(store, hook, Arc::default()).await
+}
+
+/// Like [`start`], and counts the whole orders served (items with more than the keys).
+async fn start_counting(store: Store, hook: Option<Hook>, whole_served: Arc<Mutex<usize>>) -> Mock {
     let calls = Arc::new(Mutex::new(0usize));
     Mock::start(move |rec: &Recorded| {
         assert_eq!(rec.oauth_ok, Some(true));
@@ -28,27 +33,78 @@ async fn start(store: Store, hook: Option<Hook>) -> Mock {
         if let Some(hook) = &hook {
             hook(&store, n);
         }
-        assert_eq!(rec.param("searchCriteria[sort_orders][0][field]"), Some("updated_at"));
-        assert_eq!(rec.param("searchCriteria[sort_orders][0][direction]"), Some("ASC"));
-        assert_eq!(rec.param("searchCriteria[sort_orders][1][field]"), Some("entity_id"));
-        let from = match rec.param("searchCriteria[filter_groups][0][filters][0][field]") {
-            Some("updated_at") => {
+        let filter = |g: usize, part: &str| {
+            rec.param(&format!(
+                "searchCriteria[filter_groups][{g}][filters][0][{part}]"
+            ))
+            .map(str::to_string)
+        };
+        // `entity_id in (…)`: the poller fetching late orders whole.
+        let ids: Option<Vec<u64>> = match filter(0, "field").as_deref() {
+            Some("entity_id") => {
+                assert_eq!(filter(0, "condition_type").as_deref(), Some("in"));
+                Some(
+                    filter(0, "value")
+                        .unwrap()
+                        .split(',')
+                        .map(|v| v.parse().unwrap())
+                        .collect(),
+                )
+            }
+            _ => {
                 assert_eq!(
-                    rec.param("searchCriteria[filter_groups][0][filters][0][condition_type]"),
-                    Some("gteq")
+                    rec.param("searchCriteria[sort_orders][0][field]"),
+                    Some("updated_at")
                 );
-                rec.param("searchCriteria[filter_groups][0][filters][0][value]")
-                    .map(str::to_string)
+                assert_eq!(
+                    rec.param("searchCriteria[sort_orders][0][direction]"),
+                    Some("ASC")
+                );
+                assert_eq!(
+                    rec.param("searchCriteria[sort_orders][1][field]"),
+                    Some("entity_id")
+                );
+                None
+            }
+        };
+        let from = match filter(0, "field").as_deref() {
+            Some("updated_at") => {
+                assert_eq!(filter(0, "condition_type").as_deref(), Some("gteq"));
+                filter(0, "value")
             }
             _ => None,
         };
-        let size: usize = rec.param("searchCriteria[page_size]").unwrap().parse().unwrap();
-        let page: usize = rec.param("searchCriteria[current_page]").unwrap().parse().unwrap();
+        let before = match filter(1, "field").as_deref() {
+            Some("updated_at") => {
+                assert_eq!(filter(1, "condition_type").as_deref(), Some("lt"));
+                filter(1, "value")
+            }
+            _ => None,
+        };
+        let keys_only = match rec.param("fields") {
+            Some(f) => {
+                assert_eq!(f, "items[entity_id,updated_at],total_count");
+                true
+            }
+            None => false,
+        };
+        let size: usize = rec
+            .param("searchCriteria[page_size]")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let page: usize = rec
+            .param("searchCriteria[current_page]")
+            .unwrap()
+            .parse()
+            .unwrap();
         let mut rows: Vec<(u64, String)> = store
             .lock()
             .unwrap()
             .iter()
             .filter(|(_, ts)| from.as_ref().is_none_or(|f| ts >= f))
+            .filter(|(_, ts)| before.as_ref().is_none_or(|b| ts < b))
+            .filter(|(id, _)| ids.as_ref().is_none_or(|ids| ids.contains(id)))
             .cloned()
             .collect();
         rows.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
@@ -59,9 +115,21 @@ async fn start(store: Store, hook: Option<Hook>) -> Mock {
             .iter()
             .skip((page - 1) * size)
             .take(size)
-            .map(|(id, ts)| json!({"entity_id": id, "updated_at": ts, "increment_id": format!("{id:09}")}))
+            .map(|(id, ts)| {
+                if keys_only {
+                    json!({"entity_id": id, "updated_at": ts})
+                } else {
+                    json!({"entity_id": id, "updated_at": ts, "increment_id": format!("{id:09}")})
+                }
+            })
             .collect();
-        Reply::json(200, json!({"items": items, "search_criteria": {}, "total_count": total}))
+        if !keys_only {
+            *whole_served.lock().unwrap() += items.len();
+        }
+        Reply::json(
+            200,
+            json!({"items": items, "search_criteria": {}, "total_count": total}),
+        )
     })
     .await
 }
@@ -203,6 +271,42 @@ async fn max_per_poll_slices_a_backlog_without_loss_or_repeats() {
         }
     }
     assert_eq!(all, (1..=10).collect::<Vec<u64>>());
+}
+
+/// Orders the engine itself just re-saved sit in the overlap window on every later poll:
+/// they are swept by key only, and only a late commit among them is fetched whole.
+#[tokio::test]
+async fn the_overlap_window_is_swept_by_key_and_only_late_orders_are_fetched_whole() {
+    let store: Store = Arc::default();
+    for i in 1..=50 {
+        put(&store, i, &format!("2024-05-01 10:00:{i:02}"));
+    }
+    let whole = Arc::new(Mutex::new(0usize));
+    let mock = start_counting(store.clone(), None, whole.clone()).await;
+    let p = poller(&mock, 20);
+    let (first, cursor) = p.poll(&OrderCursor::default()).await.unwrap();
+    assert_eq!(first.len(), 50);
+    let after_first = *whole.lock().unwrap();
+
+    // Nothing new: the 50 orders inside the window are not transferred whole again.
+    let (again, cursor) = p.poll(&cursor).await.unwrap();
+    assert!(again.is_empty());
+    // The forward read re-reads only the cursor's own second.
+    assert!(
+        *whole.lock().unwrap() - after_first <= 1,
+        "whole orders re-read: {}",
+        *whole.lock().unwrap() - after_first
+    );
+
+    // A late commit stamped inside the window: found, fetched whole, emitted once.
+    put(&store, 99, "2024-05-01 10:00:30");
+    let before = *whole.lock().unwrap();
+    let (late, cursor) = p.poll(&cursor).await.unwrap();
+    assert_eq!(ids(&late), vec![99]);
+    assert_eq!(late[0]["increment_id"], json!("000000099"), "emitted whole");
+    assert!(*whole.lock().unwrap() - before <= 2);
+    let (none, _) = p.poll(&cursor).await.unwrap();
+    assert!(none.is_empty());
 }
 
 #[tokio::test]
