@@ -454,13 +454,15 @@ async fn backfill_in_child(
     let summary: Value = serde_json::from_slice(&reader.await??).map_err(|e| {
         anyhow::anyhow!("tally sync --once printed no JSON summary ({status}): {e}")
     })?;
-    let stage = |name: &str| {
-        summary
-            .pointer(&format!("/orders_by_stage/{name}"))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
-    let orders_synced = stage("written_back") + stage("paid") + stage("skipped");
+    // The summary's stage counts cover every kind (stock items too); orders are counted on
+    // the ledger the child left behind.
+    let mut orders_synced = 0;
+    {
+        let ledger = open_ledger(&ledger).await?;
+        for stage in [Stage::WrittenBack, Stage::Paid, Stage::Skipped] {
+            orders_synced += ledger.count_in_stage(stage, EntityKind::Order).await?;
+        }
+    }
     let count = |v: Option<&Value>| match v {
         Some(Value::Array(a)) => a.len() as u64,
         Some(v) => v.as_u64().unwrap_or(0),
