@@ -337,8 +337,10 @@ pub async fn follow(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let state = rx.borrow_and_update().clone();
-        for alert in monitor.observe(&state, Instant::now()) {
+        // Borrowed, not cloned: the state can hold tens of thousands of queue rows, and this
+        // runs every tick.
+        let alerts = monitor.observe(&rx.borrow_and_update(), Instant::now());
+        for alert in alerts {
             let _ = tx.send(alert);
         }
         tokio::select! {

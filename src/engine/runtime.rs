@@ -22,8 +22,11 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(500);
 /// Queue rows shipped to the console per snapshot (it virtualises, but the snapshot is cloned).
 const QUEUE_ROWS: usize = 20_000;
 const THROUGHPUT_SAMPLES: usize = 60;
-/// With nothing happening, the view is still rebuilt this often.
-const REFRESH_IDLE: Duration = Duration::from_secs(5);
+/// With nothing happening, the view is still rebuilt this often (queue ages, retry times).
+const REFRESH_IDLE: Duration = Duration::from_secs(60);
+/// With nothing happening, the budget gauges and the snapshot time are refreshed this often:
+/// from memory, without touching the ledger, so the console's clock keeps showing it is live.
+const TOUCH_IDLE: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct UiState {
@@ -74,7 +77,8 @@ impl EngineRuntime {
             let mut last_at = Instant::now();
             let mut first = true;
             let mut first_done = false;
-            let mut last_mark = (0u64, 0u64);
+            let mut last_mark = (0u64, 0u64, 0u64);
+            let mut last_touch = Instant::now();
             loop {
                 // The first view is published at once: readiness waits for it.
                 if !std::mem::take(&mut first) {
@@ -85,7 +89,7 @@ impl EngineRuntime {
                     break;
                 }
                 // Idle engines stay idle: rebuild only after a commit, a Xero call or an
-                // operator command, and otherwise every few seconds (budget and health age).
+                // operator command, and otherwise rarely; in between, a cheap touch.
                 let mark = rt.activity_mark();
                 let stale = last_at.elapsed() >= REFRESH_IDLE;
                 if !first_done
@@ -96,10 +100,15 @@ impl EngineRuntime {
                     last_mark = mark;
                     first_done = true;
                 } else {
+                    if last_touch.elapsed() >= TOUCH_IDLE {
+                        last_touch = Instant::now();
+                        rt.touch();
+                    }
                     continue;
                 }
                 let elapsed = last_at.elapsed().as_secs_f64().max(0.001);
                 last_at = Instant::now();
+                last_touch = last_at;
                 if let Err(e) = rt.publish(&mut history, &mut last_done, elapsed).await {
                     tracing::warn!(error = %e, "Console state not refreshed.");
                 }
@@ -109,11 +118,23 @@ impl EngineRuntime {
         rt
     }
 
-    /// Changes whenever the engine did something: a ledger commit or a Xero call.
-    fn activity_mark(&self) -> (u64, u64) {
+    /// Keeps the budget gauges and the snapshot time current without a rebuild.
+    fn touch(&self) {
+        let budget = super::view::budget_view(&self.link.ctx.xero.budget().snapshot());
+        let now = super::view::format_ms(chrono::Utc::now().timestamp_millis());
+        self.state_tx.send_modify(|s| {
+            s.budget = budget;
+            s.generated_at = now;
+        });
+    }
+
+    /// Changes whenever the engine did something: a ledger commit, a Xero call, or a stage
+    /// paused, resumed, busy or restarted.
+    fn activity_mark(&self) -> (u64, u64, u64) {
         (
             self.link.ctx.ledger.stats().commits,
             self.link.ctx.xero.counters().calls,
+            self.link.shape_mark(),
         )
     }
 

@@ -60,6 +60,26 @@ fn actor_for(key: &str, stage: Stage) -> &'static str {
     }
 }
 
+/// The Xero budget as the console shows it; cheap (in memory), so an idle engine can keep the
+/// gauges and the snapshot time current without rebuilding the whole view.
+pub fn budget_view(b: &tally_actors::budget::BudgetSnapshot) -> BudgetView {
+    BudgetView {
+        minute_used: u64::from(b.minute_used),
+        minute_limit: u64::from(b.minute_limit),
+        day_used: u64::from(b.day_used),
+        day_limit: u64::from(b.day_limit),
+        forecast_exhausted_at: b
+            .day_forecast_exhausted_at
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        in_flight: u64::from(b.in_flight),
+        in_flight_limit: u64::from(b.concurrent_limit),
+        paused_until: b
+            .paused_until
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        throttled_total: b.throttled_total,
+    }
+}
+
 pub fn state_from(i: ViewInputs<'_>) -> ConsoleState {
     let actors = i
         .status
@@ -98,22 +118,7 @@ pub fn state_from(i: ViewInputs<'_>) -> ConsoleState {
             last_error: s.stats.last_error.clone(),
         })
         .collect();
-    let b = &i.status.budget;
-    let budget = BudgetView {
-        minute_used: u64::from(b.minute_used),
-        minute_limit: u64::from(b.minute_limit),
-        day_used: u64::from(b.day_used),
-        day_limit: u64::from(b.day_limit),
-        forecast_exhausted_at: b
-            .day_forecast_exhausted_at
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        in_flight: u64::from(b.in_flight),
-        in_flight_limit: u64::from(b.concurrent_limit),
-        paused_until: b
-            .paused_until
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        throttled_total: b.throttled_total,
-    };
+    let budget = budget_view(&i.status.budget);
     let queue = i
         .queue
         .iter()

@@ -16,7 +16,9 @@ use super::context::{ContextError, LinkContext, LinkNames, LinkSettings};
 use super::ingest::IngestWorker;
 use super::invoices::InvoicesWorker;
 use super::payments::PaymentsWorker;
-use super::stage::{StageActor, StageArgs, StageMsg, StageSnapshot, StageStats, StageWorker};
+use super::stage::{
+    Schedule, StageActor, StageArgs, StageMsg, StageSnapshot, StageStats, StageWorker,
+};
 use super::stock::StockWorker;
 use super::supervisor::{
     ChildSpec, ChildStatus, LinkSupervisor, RestartPolicy, SupervisorArgs, SupervisorMsg,
@@ -40,6 +42,34 @@ pub struct LinkConfig {
     pub xero: XeroConfig,
     pub mapping: MappingRules,
     pub settings: LinkSettings,
+}
+
+/// How long a flow stage with nothing due sleeps before looking anyway. Work normally arrives by
+/// kick (ingest → contacts → invoices → payments → writeback, webhooks, operator commands) and
+/// retries wake the stage at their due time, so this only bounds how long something nobody
+/// announced (an entity changed by hand in the ledger) can wait.
+pub const IDLE_TICK: Duration = Duration::from_secs(30);
+
+/// A flow stage's worker, woken at the ledger's earliest retry time when idle.
+struct DueFromLedger<W> {
+    inner: Arc<W>,
+    ledger: Ledger,
+}
+
+impl<W: StageWorker> StageWorker for DueFromLedger<W> {
+    async fn round(&self) -> Result<super::stage::RoundReport, super::stage::RoundError> {
+        self.inner.round().await
+    }
+
+    async fn next_due_ms(&self) -> Option<i64> {
+        match self.ledger.next_due_ms().await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::debug!(error = %e, "Next retry time unreadable; waking on the floor tick.");
+                Some(0)
+            }
+        }
+    }
 }
 
 /// The stages in flow order, with the ledger stage each one consumes.
@@ -127,16 +157,31 @@ impl Link {
         let caught_up = Arc::new(AtomicBool::new(false));
         let mut stats = Vec::new();
         let mut children = Vec::new();
-        let tick = ctx.settings.tick;
+        let when_due = Schedule::WhenDue {
+            idle: IDLE_TICK,
+            floor: ctx.settings.tick,
+        };
+        let ledger = ctx.ledger.clone();
+        fn due_from<W>(inner: Arc<W>, ledger: &Ledger) -> Arc<DueFromLedger<W>> {
+            Arc::new(DueFromLedger {
+                inner,
+                ledger: ledger.clone(),
+            })
+        }
         let n = |s: &str| ctx.names.of(s);
         let ingest_stats = Arc::new(StageStats::default());
         stats.push(("ingest".to_owned(), ingest_stats.clone()));
+        // A poll can also change orders further down the flow (paid in Magento since it was
+        // invoiced), and idle flow stages no longer poll the ledger, so ingest wakes them all.
         children.push(spec(
             n("ingest"),
             Arc::new(IngestWorker::new(ctx.clone(), caught_up.clone())),
             ingest_stats,
-            vec![n("contacts")],
-            ctx.settings.poll_interval,
+            ["contacts", "invoices", "payments", "writeback"]
+                .iter()
+                .map(|s| n(s))
+                .collect(),
+            Schedule::Every(ctx.settings.poll_interval),
         ));
         let flows: [(&str, Vec<String>); 4] = [
             ("contacts", vec![n("invoices")]),
@@ -150,24 +195,24 @@ impl Link {
             let child = match name {
                 "contacts" => spec(
                     n(name),
-                    Arc::new(ContactsWorker::new(ctx.clone())),
+                    due_from(Arc::new(ContactsWorker::new(ctx.clone())), &ledger),
                     st,
                     downstream,
-                    tick,
+                    when_due,
                 ),
                 "invoices" => spec(
                     n(name),
-                    Arc::new(InvoicesWorker::new(ctx.clone())),
+                    due_from(Arc::new(InvoicesWorker::new(ctx.clone())), &ledger),
                     st,
                     downstream,
-                    tick,
+                    when_due,
                 ),
                 "payments" => spec(
                     n(name),
-                    Arc::new(PaymentsWorker::new(ctx.clone())),
+                    due_from(Arc::new(PaymentsWorker::new(ctx.clone())), &ledger),
                     st,
                     downstream,
-                    tick,
+                    when_due,
                 ),
                 _ => {
                     if !ctx.settings.writeback {
@@ -175,10 +220,10 @@ impl Link {
                     }
                     spec(
                         n(name),
-                        Arc::new(WritebackWorker::new(ctx.clone())),
+                        due_from(Arc::new(WritebackWorker::new(ctx.clone())), &ledger),
                         st,
                         downstream,
-                        tick,
+                        when_due,
                     )
                 }
             };
@@ -192,7 +237,7 @@ impl Link {
                 Arc::new(StockWorker::new(ctx.clone())),
                 st,
                 vec![],
-                ctx.settings.stock_interval,
+                Schedule::Every(ctx.settings.stock_interval),
             ));
         }
         let view = SupervisorView::default();
@@ -215,6 +260,17 @@ impl Link {
             view,
             caught_up,
         })
+    }
+
+    /// Changes when a stage is paused or resumed or its actor stops or restarts: what the
+    /// console shows besides the ledger and the Xero budget, read from memory so a publisher
+    /// can poll it cheaply. (Not a round starting: ingest polls every few seconds.)
+    pub fn shape_mark(&self) -> u64 {
+        let stages = self.stats.iter().fold(0u64, |acc, (_, st)| {
+            acc.wrapping_mul(2)
+                .wrapping_add(u64::from(st.paused.load(Ordering::Relaxed)))
+        });
+        stages ^ self.view.mark().rotate_left(32)
     }
 
     pub fn stage_names(&self) -> Vec<String> {
@@ -472,7 +528,7 @@ fn spec<W: StageWorker>(
     worker: Arc<W>,
     stats: Arc<StageStats>,
     downstream: Vec<String>,
-    tick: Duration,
+    schedule: Schedule,
 ) -> ChildSpec {
     ChildSpec::new(name.clone(), move |sup| {
         let args = StageArgs {
@@ -480,7 +536,7 @@ fn spec<W: StageWorker>(
             worker: worker.clone(),
             stats: stats.clone(),
             downstream: downstream.clone(),
-            tick,
+            schedule,
         };
         let name = name.clone();
         async move {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::Serialize;
 
@@ -40,6 +41,38 @@ impl RoundReport {
 /// One stage's work, independent of the actor machinery so it can be tested directly.
 pub trait StageWorker: Send + Sync + 'static {
     fn round(&self) -> impl Future<Output = Result<RoundReport, RoundError>> + Send;
+
+    /// When work that no kick will announce falls due (a failed entity's retry time), in Unix
+    /// milliseconds; `None` when only kicks or the idle tick bring work. Asked after a round
+    /// that found nothing, so an idle stage sleeps until exactly then instead of polling.
+    fn next_due_ms(&self) -> impl Future<Output = Option<i64>> + Send {
+        async { None }
+    }
+}
+
+/// When a stage runs without being kicked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// On a fixed period, whatever happened (polling a remote system: Magento orders, stock).
+    Every(Duration),
+    /// At the worker's [`StageWorker::next_due_ms`], else after `idle`; never sooner than
+    /// `floor` after a round (a due time already past, e.g. of another stage's entity, must not
+    /// turn into a busy loop). Work that arrives by kick starts at once either way.
+    WhenDue { idle: Duration, floor: Duration },
+}
+
+impl Schedule {
+    /// How long to sleep after an idle round, given the next due time and now (Unix ms).
+    pub fn sleep_for(self, next_due_ms: Option<i64>, now_ms: i64) -> Duration {
+        match self {
+            Schedule::Every(d) => d,
+            Schedule::WhenDue { idle, floor } => match next_due_ms {
+                Some(at) => Duration::from_millis(u64::try_from(at - now_ms).unwrap_or(0))
+                    .clamp(floor, idle.max(floor)),
+                None => idle.max(floor),
+            },
+        }
+    }
 }
 
 /// Why a round failed as a whole: shown in the console and handed to the supervisor.
@@ -102,7 +135,8 @@ impl StageStats {
 pub enum StageMsg {
     /// Work may be waiting: start a round unless one is running or the stage is paused.
     Kick,
-    RoundDone(Result<RoundReport, RoundError>),
+    /// A round finished; with the worker's next due time when it found nothing to do.
+    RoundDone(Result<RoundReport, RoundError>, Option<i64>),
     Pause,
     Resume,
 }
@@ -122,8 +156,8 @@ pub struct StageArgs<W> {
     pub stats: Arc<StageStats>,
     /// Registered names of the stages to kick after progress (the next steps of the flow).
     pub downstream: Vec<String>,
-    /// How often to look for work that became due (retries) without being kicked.
-    pub tick: Duration,
+    /// When to look for work without being kicked.
+    pub schedule: Schedule,
 }
 
 pub struct StageState<W> {
@@ -131,6 +165,9 @@ pub struct StageState<W> {
     worker: Arc<W>,
     stats: Arc<StageStats>,
     downstream: Vec<String>,
+    schedule: Schedule,
+    /// The pending wake-up of a [`Schedule::WhenDue`] stage; replaced after every idle round.
+    wake: Option<JoinHandle<Result<(), ractor::MessagingErr<StageMsg>>>>,
     running: bool,
     kicked_while_running: bool,
 }
@@ -153,13 +190,32 @@ impl<W: StageWorker> StageState<W> {
         self.stats.running.store(true, Ordering::Relaxed);
         let worker = self.worker.clone();
         let me = myself.clone();
+        let ask_due = matches!(self.schedule, Schedule::WhenDue { .. });
         tokio::spawn(async move {
             // A panic inside the round becomes an error for the actor, not a silent hang.
-            let result = tokio::spawn(async move { worker.round().await })
-                .await
-                .unwrap_or_else(|e| Err(RoundError(format!("round panicked: {e}"))));
-            let _ = me.cast(StageMsg::RoundDone(result));
+            let result = tokio::spawn({
+                let worker = worker.clone();
+                async move { worker.round().await }
+            })
+            .await
+            .unwrap_or_else(|e| Err(RoundError(format!("round panicked: {e}"))));
+            let due = match &result {
+                Ok(r) if ask_due && r.picked == 0 => worker.next_due_ms().await,
+                _ => None,
+            };
+            let _ = me.cast(StageMsg::RoundDone(result, due));
         });
+    }
+
+    /// Arms the one wake-up of an idle `WhenDue` stage (a kick may come first; the round it
+    /// starts re-arms it).
+    fn sleep_until_due(&mut self, myself: &ActorRef<StageMsg>, next_due_ms: Option<i64>) {
+        if let Some(old) = self.wake.take() {
+            old.abort();
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let after = self.schedule.sleep_for(next_due_ms, now);
+        self.wake = Some(myself.send_after(after, || StageMsg::Kick));
     }
 }
 
@@ -173,7 +229,9 @@ impl<W: StageWorker> Actor for StageActor<W> {
         myself: ActorRef<StageMsg>,
         args: StageArgs<W>,
     ) -> Result<StageState<W>, ActorProcessingErr> {
-        myself.send_interval(args.tick, || StageMsg::Kick);
+        if let Schedule::Every(period) = args.schedule {
+            myself.send_interval(period, || StageMsg::Kick);
+        }
         let _ = myself.cast(StageMsg::Kick);
         args.stats.running.store(false, Ordering::Relaxed);
         Ok(StageState {
@@ -181,9 +239,22 @@ impl<W: StageWorker> Actor for StageActor<W> {
             worker: args.worker,
             stats: args.stats,
             downstream: args.downstream,
+            schedule: args.schedule,
+            wake: None,
             running: false,
             kicked_while_running: false,
         })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<StageMsg>,
+        state: &mut StageState<W>,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(wake) = state.wake.take() {
+            wake.abort();
+        }
+        Ok(())
     }
 
     async fn handle(
@@ -199,7 +270,7 @@ impl<W: StageWorker> Actor for StageActor<W> {
                 state.stats.paused.store(false, Ordering::Relaxed);
                 state.start_round(&myself);
             }
-            StageMsg::RoundDone(result) => {
+            StageMsg::RoundDone(result, next_due) => {
                 state.running = false;
                 state.stats.running.store(false, Ordering::Relaxed);
                 state.stats.rounds.fetch_add(1, Ordering::Relaxed);
@@ -237,9 +308,11 @@ impl<W: StageWorker> Actor for StageActor<W> {
                         kick(name);
                     }
                 }
-                // Keep going while there is work; otherwise wait for a kick or the tick.
+                // Keep going while there is work; otherwise wait for a kick or the schedule.
                 if report.picked > 0 || state.kicked_while_running {
                     state.start_round(&myself);
+                } else if matches!(state.schedule, Schedule::WhenDue { .. }) {
+                    state.sleep_until_due(&myself, next_due);
                 }
             }
         }
@@ -290,7 +363,7 @@ mod tests {
                 worker: worker.clone(),
                 stats: stats.clone(),
                 downstream: vec![],
-                tick: Duration::from_secs(60),
+                schedule: Schedule::Every(Duration::from_secs(60)),
             },
         )
         .await
@@ -334,7 +407,7 @@ mod tests {
                 worker,
                 stats: stats.clone(),
                 downstream: vec![],
-                tick: Duration::from_secs(60),
+                schedule: Schedule::Every(Duration::from_secs(60)),
             },
         )
         .await
@@ -347,5 +420,108 @@ mod tests {
             stats.snapshot().last_error.as_deref(),
             Some("ledger unavailable")
         );
+    }
+
+    #[test]
+    fn an_idle_stage_sleeps_until_the_next_due_time_within_its_floor_and_idle_tick() {
+        let s = Schedule::WhenDue {
+            idle: Duration::from_secs(30),
+            floor: Duration::from_secs(1),
+        };
+        let now = 1_000_000;
+        assert_eq!(s.sleep_for(None, now), Duration::from_secs(30));
+        assert_eq!(
+            s.sleep_for(Some(now + 3_500), now),
+            Duration::from_millis(3_500)
+        );
+        assert_eq!(
+            s.sleep_for(Some(now - 10), now),
+            Duration::from_secs(1),
+            "past: floor"
+        );
+        assert_eq!(
+            s.sleep_for(Some(now + 3_600_000), now),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            Schedule::Every(Duration::from_secs(5)).sleep_for(Some(now), now),
+            Duration::from_secs(5)
+        );
+    }
+
+    /// Nothing to do until `due_at` (Unix ms); then one item.
+    struct DueLater {
+        due_at: i64,
+        done: AtomicBool,
+    }
+
+    impl StageWorker for DueLater {
+        async fn round(&self) -> Result<RoundReport, RoundError> {
+            let now = chrono::Utc::now().timestamp_millis();
+            if now < self.due_at || self.done.swap(true, Ordering::SeqCst) {
+                return Ok(RoundReport::default());
+            }
+            Ok(RoundReport {
+                picked: 1,
+                done: 1,
+                ..Default::default()
+            })
+        }
+
+        async fn next_due_ms(&self) -> Option<i64> {
+            (!self.done.load(Ordering::SeqCst)).then_some(self.due_at)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_when_due_stage_wakes_for_a_retry_without_a_kick_and_otherwise_stays_asleep() {
+        let worker = Arc::new(DueLater {
+            due_at: chrono::Utc::now().timestamp_millis() + 300,
+            done: AtomicBool::new(false),
+        });
+        let stats = Arc::new(StageStats::default());
+        let (actor, handle) = Actor::spawn(
+            None,
+            StageActor::<DueLater>::default(),
+            StageArgs {
+                name: "test".into(),
+                worker,
+                stats: stats.clone(),
+                downstream: vec![],
+                // Without the due time the retry would wait a minute.
+                schedule: Schedule::WhenDue {
+                    idle: Duration::from_secs(60),
+                    floor: Duration::from_millis(10),
+                },
+            },
+        )
+        .await
+        .unwrap();
+        for _ in 0..1000 {
+            if stats.snapshot().done == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(stats.snapshot().done, 1, "woken at the due time");
+        // Nothing is due any more: no round runs until a kick (the idle tick is a minute).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let rounds = stats.snapshot().rounds;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            stats.snapshot().rounds,
+            rounds,
+            "an idle stage does not poll"
+        );
+        actor.cast(StageMsg::Kick).unwrap();
+        for _ in 0..1000 {
+            if stats.snapshot().rounds > rounds {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(stats.snapshot().rounds, rounds + 1, "a kick runs at once");
+        actor.stop(None);
+        handle.await.unwrap();
     }
 }

@@ -89,6 +89,14 @@ impl SupervisorView {
     pub fn children(&self) -> Vec<ChildStatus> {
         self.0.lock().clone()
     }
+
+    /// Changes whenever a child stops, restarts or comes back, without cloning the list.
+    pub fn mark(&self) -> u64 {
+        self.0.lock().iter().fold(0u64, |acc, c| {
+            acc.wrapping_mul(31)
+                .wrapping_add(c.restarts * 2 + u64::from(c.running))
+        })
+    }
 }
 
 pub struct LinkSupervisor;
