@@ -5,6 +5,9 @@ use clap::Parser;
 /// mimalloc rather than glibc malloc: the engine allocates and frees many small JSON nodes
 /// across worker threads, where glibc spends a third of a backfill's CPU in malloc/free and
 /// keeps per-thread arenas of freed memory long after a burst (see README, Benchmarks).
+/// `--features system-alloc` builds with the system allocator, for heap profilers such as
+/// heaptrack that hook malloc.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -3,11 +3,15 @@
 //! when the budget is out of the way.
 //!
 //! Budget utilisation is defined on the sandbox's simulated clock, because that is the clock
-//! Xero's limits are counted on: the budget is sampled once per simulated second; a second
-//! counts as "work was waiting" when, at its start, callers were queued on the budget; for
-//! each such second Xero allowed `per_minute / 60` calls, and the calls the engine made in it
-//! (by the budget's own call counter) are set against that. Seconds in which nobody was
-//! waiting are left out: an idle budget is not under-used, it simply had nothing to do.
+//! Xero's limits are counted on, and by whole minutes, because the limit is a sliding
+//! 60-second window: the budget spends a minute's calls as soon as work is there (a burst)
+//! and then holds callers until the window frees, so per-second accounting would call a
+//! fully used minute half idle. The budget is sampled once per simulated second; minutes are
+//! counted from the run's first call; a minute counts as "work was waiting" when callers were
+//! still queued on the budget at its end (the minute's allowance ran out before the work
+//! did); for each such minute Xero allowed `per_minute` calls, set against the calls the
+//! budget admitted in it. Other minutes are left out: a minute in which the work ran out is
+//! not under-use, the budget simply had nothing more to do.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -141,11 +145,11 @@ impl BackfillReport {
             "xero_retries": self.xero_retries,
             "budget_utilisation": if self.options.unlimited { None } else { self.utilisation.ratio() },
             "budget": {
-                "definition": "calls made in simulated seconds that began with callers queued on the Xero budget, \
-                               divided by per_minute/60 for each such second",
-                "waiting_simulated_secs": round3(self.utilisation.waiting_sim_secs),
-                "calls_while_waiting": self.utilisation.calls_while_waiting,
-                "calls_allowed_while_waiting": round3(self.utilisation.allowed),
+                "definition": "calls admitted in whole simulated minutes (from the first call) that ended with \
+                               callers still queued on the Xero budget, divided by per_minute for each such minute",
+                "minutes_waiting": self.utilisation.minutes_waiting,
+                "calls_in_waiting_minutes": self.utilisation.calls_in_waiting_minutes,
+                "calls_allowed_in_waiting_minutes": round3(self.utilisation.allowed),
                 "per_minute": self.utilisation.per_minute,
             },
             "orders_per_xero_minute": per(self.orders_synced as f64, self.simulated_minutes()),
@@ -172,13 +176,16 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// Calls made against calls allowed while work was waiting on the Xero budget.
+/// Calls made against calls allowed in the minutes that ended with work waiting on the budget.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Utilisation {
     pub per_minute: u32,
-    pub waiting_sim_secs: f64,
-    pub calls_while_waiting: u64,
+    /// Whole simulated minutes (from the first call) that ended with callers queued.
+    pub minutes_waiting: u64,
+    pub calls_in_waiting_minutes: u64,
     pub allowed: f64,
+    /// Every sample, in order; folded into the fields above by [`Utilisation::finish`].
+    samples: Vec<BudgetSample>,
 }
 
 /// One look at the budget: when (simulated seconds since the start), calls so far, waiters.
@@ -197,20 +204,38 @@ impl Utilisation {
         }
     }
 
-    /// Accounts the interval between two consecutive samples.
-    pub fn add(&mut self, from: BudgetSample, to: BudgetSample) {
-        let dt = to.sim_secs - from.sim_secs;
-        if from.waiting == 0 || dt <= 0.0 {
-            return;
-        }
-        self.waiting_sim_secs += dt;
-        self.calls_while_waiting += to.calls_total.saturating_sub(from.calls_total);
-        self.allowed += f64::from(self.per_minute) / 60.0 * dt;
+    pub fn add(&mut self, sample: BudgetSample) {
+        self.samples.push(sample);
     }
 
-    /// `None` when work never waited on the budget (nothing to measure).
+    /// Splits the samples into minutes from the first call and counts the minutes that
+    /// ended with callers waiting. A last, partial minute never counts: the run ended in it.
+    pub fn finish(&mut self) {
+        let Some(first) = self.samples.iter().position(|s| s.calls_total > 0) else {
+            return;
+        };
+        // The minute starts just before the first call: the sample before it.
+        let first = first.saturating_sub(1);
+        let t0 = self.samples[first].sim_secs;
+        let mut start = self.samples[first];
+        let mut minute_end = t0 + 60.0;
+        for &s in &self.samples[first + 1..] {
+            if s.sim_secs < minute_end {
+                continue;
+            }
+            if s.waiting > 0 {
+                self.minutes_waiting += 1;
+                self.calls_in_waiting_minutes += s.calls_total.saturating_sub(start.calls_total);
+                self.allowed += f64::from(self.per_minute);
+            }
+            start = s;
+            minute_end += 60.0;
+        }
+    }
+
+    /// `None` when no whole minute ended with work waiting (nothing to measure).
     pub fn ratio(&self) -> Option<f64> {
-        (self.allowed > 0.0).then(|| self.calls_while_waiting as f64 / self.allowed)
+        (self.allowed > 0.0).then(|| self.calls_in_waiting_minutes as f64 / self.allowed)
     }
 }
 
@@ -231,18 +256,17 @@ async fn sample_budget(
     let period = Duration::from_secs_f64(1.0 / time_scale).max(Duration::from_millis(1));
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last = sample(&budget.snapshot());
+    util.add(sample(&budget.snapshot()));
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stop.changed() => {
-                util.add(last, sample(&budget.snapshot()));
+                util.add(sample(&budget.snapshot()));
+                util.finish();
                 return util;
             }
         }
-        let now = sample(&budget.snapshot());
-        util.add(last, now);
-        last = now;
+        util.add(sample(&budget.snapshot()));
     }
 }
 
@@ -579,26 +603,52 @@ mod tests {
         }
     }
 
+    /// Samples once per simulated second: `calls(t)` calls so far, `waiting(t)` queued.
+    fn run(
+        u: &mut Utilisation,
+        secs: u32,
+        calls: impl Fn(u32) -> u64,
+        waiting: impl Fn(u32) -> u32,
+    ) {
+        for t in 0..=secs {
+            u.add(s(f64::from(t), calls(t), waiting(t)));
+        }
+        u.finish();
+    }
+
     #[test]
-    fn only_seconds_that_began_with_waiters_count() {
+    fn a_burst_then_a_held_queue_is_a_fully_used_minute() {
+        // 60 calls in the first 5 s of each minute, callers queued for the rest of it, for
+        // three minutes; then the work runs out 20 s into the fourth.
         let mut u = Utilisation::new(60);
-        // Waiting: 1 call in 1 s against 1 allowed.
-        u.add(s(0.0, 0, 3), s(1.0, 1, 3));
-        // Nobody waiting: 5 calls here are not counted.
-        u.add(s(1.0, 1, 0), s(2.0, 6, 2));
-        // Waiting for half a second with no call made.
-        u.add(s(2.0, 6, 2), s(2.5, 6, 2));
-        assert_eq!(u.calls_while_waiting, 1);
-        assert!((u.waiting_sim_secs - 1.5).abs() < 1e-9);
-        assert!((u.allowed - 1.5).abs() < 1e-9);
-        assert!((u.ratio().unwrap() - 1.0 / 1.5).abs() < 1e-9);
+        run(
+            &mut u,
+            200,
+            |t| u64::from((t / 60) * 60 + (t % 60).min(5) * 12).min(190),
+            |t| u32::from(t <= 180) * 7,
+        );
+        assert_eq!(u.minutes_waiting, 3);
+        assert_eq!(u.calls_in_waiting_minutes, 180);
+        assert_eq!(u.ratio(), Some(1.0));
+    }
+
+    #[test]
+    fn a_minute_that_ends_with_waiters_and_spare_calls_is_under_use() {
+        // Only 30 calls in a minute while callers stayed queued: the pacing wasted half.
+        let mut u = Utilisation::new(60);
+        run(&mut u, 61, |t| u64::from(t.min(60) / 2) + 1, |_| 4);
+        assert_eq!(u.minutes_waiting, 1);
+        assert!((u.ratio().unwrap() - 30.0 / 60.0).abs() < 0.02, "{u:?}");
     }
 
     #[test]
     fn no_waiting_means_no_ratio() {
         let mut u = Utilisation::new(60);
-        u.add(s(0.0, 0, 0), s(1.0, 10, 0));
+        run(&mut u, 130, |t| u64::from(t), |_| 0);
         assert_eq!(u.ratio(), None);
+        let mut idle = Utilisation::new(60);
+        run(&mut idle, 130, |_| 0, |_| 3);
+        assert_eq!(idle.ratio(), None, "no call was ever made");
     }
 
     #[test]
