@@ -123,6 +123,7 @@ async fn status_text_shows_what_an_operator_needs() {
         s.budget.day_limit = 5000;
         s.budget.forecast_exhausted_at = Some("17:05".into());
         s.discrepancies_open = 4;
+        s.discrepancies_by_kind = [("invoice_voided_in_xero".to_owned(), 4)].into();
     });
     *r.engine.readiness.lock() = Readiness {
         ready: false,
@@ -141,7 +142,7 @@ async fn status_text_shows_what_an_operator_needs() {
         "12",
         "day 4200/5000, runs out at 17:05",
         "dead letters  2",
-        "discrepancies 4",
+        "discrepancies 4 (invoice_voided_in_xero 4)",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }

@@ -134,11 +134,21 @@ pub fn render_status(base: &str, ready: &ReadyReport, s: &ConsoleState) -> Strin
             .map(|t| format!(", runs out at {t}"))
             .unwrap_or_default()
     );
+    let by_kind: Vec<String> = s
+        .discrepancies_by_kind
+        .iter()
+        .map(|(kind, n)| format!("{kind} {n}"))
+        .collect();
     let _ = writeln!(
         out,
-        "dead letters  {}\ndiscrepancies {}",
+        "dead letters  {}\ndiscrepancies {}{}",
         crate::daemon::metrics::dead_letters(s),
-        s.discrepancies_open
+        s.discrepancies_open,
+        if by_kind.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by_kind.join(", "))
+        }
     );
     out
 }
