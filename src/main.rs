@@ -11,7 +11,22 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay` (mimalloc.h, v2): milliseconds before freed memory is
+/// returned to the OS.
+#[cfg(not(feature = "system-alloc"))]
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() -> std::process::ExitCode {
+    // Return freed memory at once rather than after mimalloc's default 10 ms: the engine's
+    // working set comes in bursts (a page of orders, a group commit), and a daemon that has
+    // cleared a backlog should sit at its idle size. Measured: a 10,000-order backfill's
+    // peak RSS 341 -> 204 MB for ~5% of throughput (README, Benchmarks).
+    #[cfg(not(feature = "system-alloc"))]
+    // SAFETY: sets a process-wide allocator option before any thread is started; mimalloc
+    // documents options as settable at any time.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+    }
     let cli = tally::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
