@@ -19,7 +19,7 @@ use common::{
     sandbox_env, sync_once,
 };
 
-const ORDERS: usize = 800;
+const ORDERS: usize = 2400;
 const SEED: u64 = 2024;
 /// A rate-limit minute passes in half a second: the engine still has to pace itself, so a
 /// run lasts long enough to be killed in every stage.
@@ -316,7 +316,7 @@ async fn crash_repeatedly(env: &SandboxEnv, config: &Path) -> Vec<Kill> {
         let after = read_ledger(&env.ledger).await;
         let progressed = after.by_stage != last.by_stage;
         window_ms = if progressed {
-            (window_ms * 4 / 5).max(400)
+            (window_ms * 3 / 5).max(150)
         } else {
             window_ms + 400
         };

@@ -644,7 +644,7 @@ mod tests {
     #[test]
     fn no_waiting_means_no_ratio() {
         let mut u = Utilisation::new(60);
-        run(&mut u, 130, |t| u64::from(t), |_| 0);
+        run(&mut u, 130, u64::from, |_| 0);
         assert_eq!(u.ratio(), None);
         let mut idle = Utilisation::new(60);
         run(&mut idle, 130, |_| 0, |_| 3);

@@ -569,7 +569,10 @@ impl<'t> Tx<'t> {
                 .map(|l| l.iter().map(|(n, v)| format!("{n}:{v}")).collect())
                 .unwrap_or_default()
         };
-        let (old_links, new_links) = (link_keys(old.map(|o| &o.links)), link_keys(Some(&new.links)));
+        let (old_links, new_links) = (
+            link_keys(old.map(|o| &o.links)),
+            link_keys(Some(&new.links)),
+        );
         for gone in old_links.difference(&new_links) {
             self.set_link(gone, key, false)?;
         }

@@ -42,7 +42,7 @@ impl WritebackWorker {
         let comment = format!("{MARKER} Paid in Xero: invoice {number} ({invoice_id}).");
         let order = ctx
             .magento
-            .get_order(entity_id)
+            .get_order_fields(entity_id, "grand_total,total_invoiced,status_histories")
             .await
             .map_err(|e| (s.clone(), e.to_string()))?;
         let grand = order

@@ -172,6 +172,20 @@ impl MagentoClient {
         self.get(format!("V1/orders/{entity_id}"), Vec::new()).await
     }
 
+    /// `GET /V1/orders/{entity_id}?fields=…`: only the named fields (Magento's response
+    /// projection), for callers that read a few fields of a ~10 KB order.
+    pub async fn get_order_fields(
+        &self,
+        entity_id: u64,
+        fields: &str,
+    ) -> Result<Value, MagentoError> {
+        self.get(
+            format!("V1/orders/{entity_id}"),
+            vec![("fields".to_owned(), fields.to_owned())],
+        )
+        .await
+    }
+
     /// One page of `GET /V1/{resource}` (`orders`, `invoices`, `creditmemos`,
     /// `customers/search`, `products`, `taxClasses/search`, `inventory/source-items`). A
     /// criteria without a page size gets the configured one: Magento would otherwise return
