@@ -256,7 +256,12 @@ async fn the_stored_projection_of_an_order_parses_exactly_like_the_full_record()
                 parsed += 1;
             }
             (Err(a), Err(b)) => {
-                assert_eq!(a.to_string(), b.to_string(), "order {}", raw["increment_id"]);
+                assert_eq!(
+                    a.to_string(),
+                    b.to_string(),
+                    "order {}",
+                    raw["increment_id"]
+                );
                 rejected += 1;
             }
             _ => panic!(
@@ -266,5 +271,8 @@ async fn the_stored_projection_of_an_order_parses_exactly_like_the_full_record()
         }
     }
     assert!(parsed >= MANY - 5, "most seeded orders parse ({parsed})");
-    assert!(rejected >= BREAKAGES.len() - 1, "the breakages are rejected ({rejected})");
+    assert!(
+        rejected >= BREAKAGES.len() - 1,
+        "the breakages are rejected ({rejected})"
+    );
 }
