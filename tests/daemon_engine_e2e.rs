@@ -392,6 +392,12 @@ async fn sigterm_mid_backfill_then_sync_loses_and_duplicates_nothing() {
         seed: 12,
         orders: ORDERS,
         time_scale: 20.0,
+        // Every call takes 200 ms, so the backfill is still under way (with calls in flight)
+        // when SIGTERM lands, however fast the engine has become.
+        faults: tally_fixtures::faults::FaultProfile {
+            latency_ms: 200,
+            ..tally_fixtures::faults::FaultProfile::default()
+        },
         ..SandboxOptions::default()
     })
     .await;
