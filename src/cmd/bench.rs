@@ -26,6 +26,7 @@ use tally_fixtures::sandbox::{Sandbox, SandboxOptions};
 use tally_fixtures::xero::{XeroLimits as SimLimits, XeroSimConfig};
 use tokio::sync::watch;
 
+use super::bench_ops::{clock_ticks_per_sec, cpu_ticks};
 use super::engine::{link_config, open_ledger};
 use crate::cli::{BenchArgs, BenchWhat};
 use crate::config::RawConfig;
@@ -106,6 +107,9 @@ pub struct BackfillReport {
     pub peak_rss_kb: Option<u64>,
     /// The engine process's own peak (`VmHWM`), when it ran as a child process.
     pub engine_peak_rss_kb: Option<u64>,
+    /// CPU seconds (user + system) of the engine process and of the sandbox's (this)
+    /// process during the run, when the engine ran as a child: where the 2 cores went.
+    pub cpu_split: Option<(f64, f64)>,
     /// Resident memory after the sandbox was seeded, before the engine existed.
     pub rss_after_sandbox_kb: Option<u64>,
     pub rss_at_start_kb: Option<u64>,
@@ -166,6 +170,11 @@ impl BackfillReport {
             "rss_after_sandbox_seed_mb": mb(self.rss_after_sandbox_kb),
             "engine_rss_estimate_mb": mb(engine_estimate),
             "engine_peak_rss_mb": mb(self.engine_peak_rss_kb),
+            "engine_cpu_secs": self.cpu_split.map(|(e, _)| round3(e)),
+            "sandbox_cpu_secs": self.cpu_split.map(|(_, s)| round3(s)),
+            "orders_per_engine_cpu_second": self
+                .cpu_split
+                .and_then(|(e, _)| per(self.orders_synced as f64, e)),
             "ledger": self.ledger,
             "sandbox": self.sandbox,
         })
@@ -412,6 +421,7 @@ pub async fn backfill(opts: BackfillOptions) -> anyhow::Result<BackfillReport> {
         orders_final,
         peak_rss_kb: proc_status_kb("VmHWM"),
         engine_peak_rss_kb: None,
+        cpu_split: None,
         rss_after_sandbox_kb,
         rss_at_start_kb,
         ledger: json!({
@@ -465,16 +475,28 @@ async fn backfill_in_child(
     // VmHWM only grows, so the last sample before the child exits is its peak (to within
     // one sampling period of growth).
     let mut engine_peak = None;
+    let mut engine_ticks = None;
+    let own_ticks_at_start = cpu_ticks(std::process::id()).ok();
     let status = loop {
         if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
             engine_peak = parse_status_kb(&text, "VmHWM").or(engine_peak);
         }
+        engine_ticks = cpu_ticks(pid).ok().or(engine_ticks);
         tokio::select! {
             status = child.wait() => break status?,
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
     };
     let run = started.elapsed();
+    let tick = clock_ticks_per_sec() as f64;
+    let cpu_split = match (
+        engine_ticks,
+        own_ticks_at_start,
+        cpu_ticks(std::process::id()).ok(),
+    ) {
+        (Some(e), Some(a), Some(b)) => Some((e as f64 / tick, b.saturating_sub(a) as f64 / tick)),
+        _ => None,
+    };
     let summary: Value = serde_json::from_slice(&reader.await??).map_err(|e| {
         anyhow::anyhow!("tally sync --once printed no JSON summary ({status}): {e}")
     })?;
@@ -508,6 +530,7 @@ async fn backfill_in_child(
         orders_final: None,
         peak_rss_kb: proc_status_kb("VmHWM"),
         engine_peak_rss_kb: engine_peak,
+        cpu_split,
         rss_after_sandbox_kb,
         rss_at_start_kb,
         ledger: Value::Null,

@@ -250,7 +250,7 @@ async fn wait_backlog(
 
 /// utime + stime of `pid`, in clock ticks (fields 14 and 15 of `/proc/PID/stat`, counted
 /// after the parenthesised command name, which may itself contain spaces).
-fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+pub(super) fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .context("reading /proc/PID/stat (Linux only)")?;
     let after = stat
@@ -265,7 +265,7 @@ fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`; 100 on every mainstream Linux).
-fn clock_ticks_per_sec() -> u64 {
+pub(super) fn clock_ticks_per_sec() -> u64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()
