@@ -120,7 +120,8 @@ impl OrderPoller {
                 .sort("updated_at", Direction::Asc)
                 .sort("entity_id", Direction::Asc)
                 .page_size(self.page_size)
-                .current_page(page);
+                .current_page(page)
+                .fields(crate::model::order_fields::search_fields());
             let result = self.client.search("orders", &criteria).await?;
             let got = result.items.len();
             let mut last_ts: Option<String> = None;
@@ -219,7 +220,8 @@ impl OrderPoller {
             let ids: Vec<String> = chunk.iter().map(u64::to_string).collect();
             let criteria = SearchCriteria::new()
                 .any_of([super::criteria::Filter::one_of("entity_id", &ids)])
-                .sort("entity_id", Direction::Asc);
+                .sort("entity_id", Direction::Asc)
+                .fields(crate::model::order_fields::search_fields());
             whole.extend(self.client.search_all("orders", &criteria).await?);
         }
         whole.sort_by(|a, b| {

@@ -67,6 +67,18 @@ const ITEM_FIELDS: &[&str] = &[
     "discount_tax_compensation_amount",
 ];
 
+/// Magento's `fields` parameter for an order search that returns only what [`project`]
+/// keeps, so Magento sends (and the engine parses) a fifth of each order. The engine still
+/// projects what comes back: a server that ignores `fields` sends whole orders.
+pub fn search_fields() -> String {
+    let order: Vec<&str> = ORDER_FIELDS.iter().chain(WHOLE_OBJECTS).copied().collect();
+    format!(
+        "items[{},items[{},parent_item[item_id]]],total_count",
+        order.join(","),
+        ITEM_FIELDS.join(",")
+    )
+}
+
 /// The order with only the fields the engine reads. Anything that is not an object is
 /// returned unchanged, so the parser still reports it as malformed.
 pub fn project(raw: Value) -> Value {
@@ -133,6 +145,16 @@ mod tests {
         assert!(p["items"][0].get("weight").is_none());
         assert_eq!(p["items"][0]["price"], json!("10.00"));
         assert_eq!(p["items"][1]["parent_item"], json!({"item_id": 1}));
+    }
+
+    #[test]
+    fn the_search_fields_name_every_kept_field() {
+        let spec = search_fields();
+        assert!(spec.starts_with("items[entity_id,increment_id,"));
+        assert!(spec.ends_with(",parent_item[item_id]]],total_count"));
+        for f in ORDER_FIELDS.iter().chain(WHOLE_OBJECTS).chain(ITEM_FIELDS) {
+            assert!(spec.contains(f), "{f} missing from {spec}");
+        }
     }
 
     #[test]
