@@ -223,7 +223,8 @@ async fn bad_orders_are_dead_lettered_and_a_fixed_one_syncs_exactly_once() {
 /// The ledger keeps only a projection of each Magento order (`model::order_fields`). Parsing
 /// the projection must give exactly what parsing the full record gives — the same order, or
 /// the same error naming the same field — for every seeded shape (simple, configurable,
-/// bundle, guest, foreign currency, inclusive and exclusive stores) and every breakage above.
+/// bundle, guest, foreign currency, inclusive and exclusive stores) and every breakage above,
+/// and so must the reduced order Magento sends for the poll's `fields` parameter.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stored_projection_of_an_order_parses_exactly_like_the_full_record() {
     use tally_actors::model::order_fields::project;
@@ -239,6 +240,10 @@ async fn the_stored_projection_of_an_order_parses_exactly_like_the_full_record()
     )
     .expect("the seed's catalogue parses");
 
+    let selection = tally_fixtures::magento::field_selection::FieldSelection::parse(
+        &tally_actors::model::order_fields::search_fields(),
+    )
+    .expect("a non-empty selection");
     let mut orders = env.seeded_orders();
     let template = template(&env);
     for b in BREAKAGES {
@@ -250,6 +255,16 @@ async fn the_stored_projection_of_an_order_parses_exactly_like_the_full_record()
     for raw in orders {
         let full = Order::from_magento(&raw, &catalogue);
         let kept = Order::from_magento(&project(raw.clone()), &catalogue);
+        // What Magento sends for the poll's `fields` (as the simulator applies it) parses
+        // the same too.
+        let page = selection.apply(&json!({ "items": [raw.clone()], "total_count": 1 }));
+        let sent = Order::from_magento(&page["items"][0], &catalogue);
+        assert_eq!(
+            format!("{sent:?}"),
+            format!("{kept:?}"),
+            "order {}: the fields Magento sends",
+            raw["increment_id"]
+        );
         match (&full, &kept) {
             (Ok(a), Ok(b)) => {
                 assert_eq!(a, b, "order {}", raw["increment_id"]);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use magento_support::*;
 use serde_json::{Value, json};
 use tally_actors::magento::{MagentoClient, OrderCursor, OrderPoller};
+use tally_actors::model::order_fields::search_fields;
 
 type Store = Arc<Mutex<Vec<(u64, String)>>>;
 
@@ -81,9 +82,19 @@ async fn start_counting(store: Store, hook: Option<Hook>, whole_served: Arc<Mute
             }
             _ => None,
         };
-        // The key sweep asks for keys; other reads ask for the order projection, which this
-        // mock's orders (keys and increment id only) already are.
-        let keys_only = rec.param("fields") == Some("items[entity_id,updated_at],total_count");
+        // The key sweep asks for keys; every other read asks for the order projection (which
+        // this mock's orders, keys and increment id only, already are).
+        let keys_only = match rec.param("fields") {
+            Some("items[entity_id,updated_at],total_count") => true,
+            other => {
+                assert_eq!(
+                    other,
+                    Some(search_fields().as_str()),
+                    "order reads ask for the projection"
+                );
+                false
+            }
+        };
         let size: usize = rec
             .param("searchCriteria[page_size]")
             .unwrap()

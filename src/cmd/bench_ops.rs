@@ -310,18 +310,7 @@ async fn measure_idle(pid: u32, window: Duration) -> anyhow::Result<Value> {
 /// A new order copied from a seeded one: the store assigns it fresh ids and timestamps.
 fn new_order(sandbox: &Sandbox, n: usize) -> Option<Value> {
     let seeded = sandbox.counts().orders.max(1);
-    let mut order = sandbox.magento.order((n % seeded) as i64 + 1)?;
-    let obj = order.as_object_mut()?;
-    for k in [
-        "entity_id",
-        "increment_id",
-        "created_at",
-        "updated_at",
-        "status_histories",
-    ] {
-        obj.remove(k);
-    }
-    Some(order)
+    sandbox.magento.order_template((n % seeded) as i64 + 1)
 }
 
 /// Each order: stored in Magento, pushed to the daemon at once, timed until Xero holds one

@@ -9,12 +9,8 @@
 
 use std::path::Path;
 
-use anyhow::Context;
-use serde_json::json;
-use tally_actors::budget::Priority;
 use tally_actors::ledger::DeadLetter;
 use tally_actors::link::LinkContext;
-use tally_actors::magento::{Direction, SearchCriteria};
 use tally_actors::mapping::{
     CheckProblem, MappingRules, Severity, StoreFacts, XeroOrgFacts, check_against,
 };
@@ -23,54 +19,12 @@ use tally_tui::FixRule;
 use crate::config::RawConfig;
 use crate::config_edit::{apply_rule, write_atomically};
 
-/// Recent orders sampled for payment methods, currencies and tax rates in use (as `tally check`).
-const SAMPLE: u32 = 300;
-
 /// What a fix did: the config line written and the dead letters to retry.
 #[derive(Debug, Clone)]
 pub struct FixApplied {
     pub rule: FixRule,
     /// Every dead letter the rule unblocks, `key` included when it is one.
     pub unblocked: Vec<DeadLetter>,
-}
-
-/// The organisation and store facts `tally check` validates against.
-pub async fn live_facts(ctx: &LinkContext) -> anyhow::Result<(XeroOrgFacts, StoreFacts)> {
-    let x = &ctx.xero;
-    let org = x
-        .organisation(Priority::Lookup)
-        .await
-        .context("reading the Xero organisation")?;
-    let accounts = x
-        .accounts(Priority::Lookup)
-        .await
-        .context("reading Xero accounts")?;
-    let rates = x
-        .tax_rates(Priority::Lookup)
-        .await
-        .context("reading Xero tax rates")?;
-    let currencies = x
-        .currencies(Priority::Lookup)
-        .await
-        .context("reading Xero currencies")?;
-    let facts = XeroOrgFacts::from_xero(
-        &json!({ "Organisations": [org] }),
-        &json!({ "Accounts": accounts }),
-        &json!({ "TaxRates": rates }),
-        &json!({ "Currencies": currencies }),
-    )
-    .map_err(|e| anyhow::anyhow!("Xero answered in an unexpected shape: {e}"))?;
-    let criteria = SearchCriteria::new()
-        .sort("created_at", Direction::Desc)
-        .page_size(SAMPLE);
-    let orders = ctx
-        .magento
-        .search("orders", &criteria)
-        .await
-        .context("reading recent Magento orders")?
-        .items;
-    let store = StoreFacts::from_magento(&ctx.catalogue.read(), &orders);
-    Ok((facts, store))
 }
 
 /// The errors `new` has against the organisation that `old` does not (compared by message,
@@ -119,7 +73,9 @@ pub async fn apply(
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let (edited, new_rules) = edited_rules(path, &text, rule).map_err(|e| format!("{e:#}"))?;
     let old_rules = ctx.rules();
-    let (org, store) = live_facts(ctx).await.map_err(|e| format!("{e:#}"))?;
+    let (org, store) = super::facts::live_facts(ctx)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
     let problems = new_errors(&old_rules, &new_rules, &org, &store);
     if !problems.is_empty() {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();

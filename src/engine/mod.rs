@@ -3,6 +3,7 @@
 
 pub mod discrepancy;
 mod events;
+pub mod facts;
 pub mod fix;
 mod runtime;
 mod view;

@@ -507,18 +507,21 @@ impl<'t> Tx<'t> {
         )
     }
 
-    fn load_header(&self, key: &str) -> Result<Option<StateHeader>, LedgerError> {
+    /// The stored entity as `T`: [`StateHeader`] on the hot path (every write), the whole
+    /// [`EntityState`] only where the record itself is copied (dead letter, revive).
+    fn load<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, LedgerError> {
         match self.states.get(key)? {
             Some(g) => Ok(Some(codec::decode("entity", key, g.value())?)),
             None => Ok(None),
         }
     }
 
+    fn load_header(&self, key: &str) -> Result<Option<StateHeader>, LedgerError> {
+        self.load(key)
+    }
+
     fn load_state(&self, key: &str) -> Result<Option<EntityState>, LedgerError> {
-        match self.states.get(key)? {
-            Some(g) => Ok(Some(codec::decode("entity", key, g.value())?)),
-            None => Ok(None),
-        }
+        self.load(key)
     }
 
     /// Writes the state and moves it in every index it appears in.

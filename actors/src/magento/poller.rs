@@ -224,10 +224,7 @@ impl OrderPoller {
                 .fields(crate::model::order_fields::search_fields());
             whole.extend(self.client.search_all("orders", &criteria).await?);
         }
-        whole.sort_by(|a, b| {
-            let (ka, kb) = (order_key(a).ok(), order_key(b).ok());
-            ka.map(|k| (k.1, k.0)).cmp(&kb.map(|k| (k.1, k.0)))
-        });
+        whole.sort_by_cached_key(|o| order_key(o).ok().map(|(id, ts)| (ts, id)));
         Ok(whole)
     }
 
