@@ -32,6 +32,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
             })).collect::<Vec<_>>(),
             "xero_calls": counters.calls,
             "xero_429s": counters.throttled,
+            "xero_retries": counters.retries,
         });
         link.stop().await;
         println!("{}", serde_json::to_string_pretty(&summary)?);
