@@ -43,7 +43,7 @@ async fn get_many_answers_every_key_in_order_with_none_for_unknown_ones() {
     assert_eq!(got[0].as_ref().unwrap().version, 1);
     assert!(got[1].is_none());
     assert_eq!(
-        got[2].as_ref().unwrap().data["increment_id"],
+        got[2].as_ref().unwrap().data.value()["increment_id"],
         json!("000000001")
     );
     assert!(ledger.get_many(Vec::new()).await.unwrap().is_empty());

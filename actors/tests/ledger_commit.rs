@@ -609,7 +609,7 @@ async fn money_in_data_keeps_its_exact_decimal_text() {
         )])
         .await
         .unwrap();
-    let back = ledger.get("order:m").await.unwrap().unwrap().data;
+    let back = ledger.get("order:m").await.unwrap().unwrap().data.value();
     assert_eq!(
         back["grand_total"].to_string(),
         "0.1000000000000000055511151231257827"

@@ -267,6 +267,7 @@ impl EngineRuntime {
         for (k, v) in &state.links {
             summary.push((k.clone(), v.clone()));
         }
+        let data = state.data.value();
         for field in [
             "grand_total",
             "tax_amount",
@@ -274,7 +275,7 @@ impl EngineRuntime {
             "customer_email",
             "status",
         ] {
-            if let Some(v) = state.data.get(field) {
+            if let Some(v) = data.get(field) {
                 summary.push((
                     format!("magento {field}"),
                     v.to_string().trim_matches('"').to_owned(),

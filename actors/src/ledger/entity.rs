@@ -1,5 +1,6 @@
 //! The persisted state of one entity (an order, a contact, …).
 
+use super::record::Record;
 use super::stage::{EntityKind, Stage};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -66,9 +67,8 @@ pub struct EntityState {
     pub key: String,
     pub kind: EntityKind,
     pub stage: Stage,
-    /// The validated source record (order, contact, …) as JSON. Numbers keep their exact
-    /// decimal text (serde_json `arbitrary_precision`), so money survives the round trip.
-    pub data: serde_json::Value,
+    /// The validated source record (order, contact, …), kept as JSON text; see [`Record`].
+    pub data: Record,
     /// Remote ids: `contact_id`, `invoice_id`, `payment_id`, `magento_entity_id`, …
     pub links: BTreeMap<String, String>,
     pub intent: Option<Intent>,
@@ -87,12 +87,12 @@ pub struct EntityState {
 
 impl EntityState {
     /// A brand-new entity in its kind's initial stage, ready to be written with `Write::Put`.
-    pub fn new(kind: EntityKind, natural_id: &str, data: serde_json::Value) -> EntityState {
+    pub fn new(kind: EntityKind, natural_id: &str, data: impl Into<Record>) -> EntityState {
         EntityState {
             key: kind.key(natural_id),
             kind,
             stage: kind.initial_stage(),
-            data,
+            data: data.into(),
             links: BTreeMap::new(),
             intent: None,
             attempts: 0,

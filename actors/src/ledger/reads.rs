@@ -305,7 +305,7 @@ impl LedgerReader {
                     .links
                     .values()
                     .any(|l| l.to_lowercase().contains(&needle))
-                || value_contains(&state.data, &needle);
+                || value_contains(&state.data.value(), &needle);
             if hit {
                 out.push(state);
             }

@@ -15,7 +15,7 @@ use super::context::{LinkContext, bury, fail_or_bury, is_due, now_ms};
 use super::keys::batch_key;
 use super::stage::{RoundError, RoundReport, StageWorker};
 use crate::budget::Priority;
-use crate::ledger::{EntityKind, EntityState, Intent, Stage, Write};
+use crate::ledger::{EntityKind, EntityState, Intent, Record, Stage, Write};
 use crate::mapping::contact::{
     ContactMatch, contact_for, contact_number, disambiguated_name, find_existing, update_for,
 };
@@ -267,9 +267,9 @@ impl ContactsWorker {
                 let ckey = EntityKind::Contact.key(&g.number);
                 let mut s = match ctx.ledger.get(&ckey).await.map_err(|e| e.to_string())? {
                     Some(s) => s,
-                    None => EntityState::new(EntityKind::Contact, &g.number, body.clone()),
+                    None => EntityState::new(EntityKind::Contact, &g.number, Record::null()),
                 };
-                s.data = body.clone();
+                s.data = Record::from_value(body);
                 s.stage = Stage::ContactPosting;
                 s.intent = Some(Intent {
                     op: "PUT Contacts".into(),
@@ -396,7 +396,7 @@ async fn reread(
 ) -> Result<Order, RecordError> {
     let id = state
         .data
-        .get("entity_id")
+        .field("entity_id")
         .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()));
     let Some(id) = id else {
         return Err(err);
@@ -408,7 +408,7 @@ async fn reread(
         return Err(err);
     }
     let order = ctx.parse_order(&raw)?;
-    state.data = crate::model::order_fields::project(raw);
+    state.data = Record::from_value(&crate::model::order_fields::project(raw));
     state
         .links
         .insert("magento_entity_id".into(), id.to_string());
@@ -438,7 +438,8 @@ impl StageWorker for ContactsWorker {
             picked: orders.len(),
             ..Default::default()
         };
-        let raws: Vec<&Value> = orders.iter().map(|o| &o.data).collect();
+        let values: Vec<Value> = orders.iter().map(|o| o.data.value()).collect();
+        let raws: Vec<&Value> = values.iter().collect();
         if let Err(e) = ctx.ensure_skus(&raws).await {
             tracing::warn!(error = %e, "Could not describe SKUs; contacts wait.");
             return Ok(RoundReport::default());
@@ -447,13 +448,13 @@ impl StageWorker for ContactsWorker {
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
         let mut immediate: Vec<Vec<Write>> = Vec::new();
         let mut known: HashMap<String, Option<String>> = HashMap::new();
-        for mut o in orders {
-            let order: Order = match ctx.parse_order(&o.data) {
+        for (mut o, value) in orders.into_iter().zip(values) {
+            let order: Order = match ctx.parse_order(&value) {
                 Ok(order) => {
                     // A dead letter whose fixed copy ingest already stored parses here, but
                     // ingest never gave it a good order's links; writeback needs this one.
                     if !o.links.contains_key("magento_entity_id")
-                        && let Some(id) = o.data.get("entity_id").and_then(Value::as_u64)
+                        && let Some(id) = value.get("entity_id").and_then(Value::as_u64)
                     {
                         o.links.insert("magento_entity_id".into(), id.to_string());
                     }

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::context::{LinkContext, bury, now_ms};
 use super::stage::{RoundError, RoundReport, StageWorker};
-use crate::ledger::{EntityKind, EntityState, Stage, Write};
+use crate::ledger::{EntityKind, EntityState, Record, Stage, Write};
 use crate::magento::{OrderCursor, OrderPoller};
 use crate::model::order_fields::project;
 
@@ -40,13 +40,14 @@ impl IngestWorker {
 }
 
 /// What an incoming Magento order means for the entity already in the ledger.
-fn merge(existing: Option<EntityState>, raw: Value, increment_id: &str) -> Option<EntityState> {
+fn merge(existing: Option<EntityState>, raw: &Value, increment_id: &str) -> Option<EntityState> {
+    let record = || Record::from_value(raw);
     match existing {
-        None => Some(EntityState::new(EntityKind::Order, increment_id, raw)),
+        None => Some(EntityState::new(EntityKind::Order, increment_id, record())),
         Some(mut s) => match s.stage {
             // Not yet sent anywhere: take the newer copy.
             Stage::Seen | Stage::ContactReady => {
-                s.data = raw;
+                s.data = record();
                 Some(s)
             }
             // Invoiced but unpaid: a payment may have arrived in Magento.
@@ -54,7 +55,7 @@ fn merge(existing: Option<EntityState>, raw: Value, increment_id: &str) -> Optio
                 let paid = raw
                     .pointer("/payment/amount_paid")
                     .is_some_and(|v| !is_zero(v));
-                s.data = raw;
+                s.data = record();
                 if paid {
                     s.stage = Stage::Invoiced;
                     s.retry_at_ms = None;
@@ -63,7 +64,7 @@ fn merge(existing: Option<EntityState>, raw: Value, increment_id: &str) -> Optio
             }
             // Keep the fresh copy so an operator's retry uses the corrected order.
             Stage::Dead => {
-                s.data = raw;
+                s.data = record();
                 Some(s)
             }
             _ => None,
@@ -141,7 +142,7 @@ impl StageWorker for IngestWorker {
         for ((increment_id, raw), existing) in incoming.into_iter().zip(stored) {
             let was_new = existing.is_none();
             let was_dead = existing.as_ref().is_some_and(|s| s.stage == Stage::Dead);
-            let Some(mut state) = merge(existing, raw, &increment_id) else {
+            let Some(mut state) = merge(existing, &raw, &increment_id) else {
                 continue;
             };
             if was_dead {
@@ -153,9 +154,9 @@ impl StageWorker for IngestWorker {
                 });
                 continue;
             }
-            match ctx.parse_order(&state.data) {
+            match ctx.parse_order(&raw) {
                 Ok(order) => {
-                    if let Some(id) = state.data.get("entity_id").and_then(Value::as_u64) {
+                    if let Some(id) = raw.get("entity_id").and_then(Value::as_u64) {
                         state
                             .links
                             .insert("magento_entity_id".into(), id.to_string());

@@ -242,7 +242,8 @@ impl StageWorker for InvoicesWorker {
         let mut writes = Vec::new();
         let mut candidates = self.resolve(stale, &mut writes, &mut report).await?;
         candidates.extend(ready);
-        let raws: Vec<&Value> = candidates.iter().map(|o| &o.data).collect();
+        let values: Vec<Value> = candidates.iter().map(|o| o.data.value()).collect();
+        let raws: Vec<&Value> = values.iter().collect();
         if let Err(e) = ctx.ensure_skus(&raws).await {
             tracing::warn!(error = %e, "Could not describe SKUs; invoices wait.");
             commit_all(ctx, writes).await;
@@ -251,8 +252,8 @@ impl StageWorker for InvoicesWorker {
         let rules = ctx.rules();
         let org = ctx.org();
         let mut planned = Vec::with_capacity(candidates.len());
-        for s in candidates {
-            let plan = ctx.parse_order(&s.data).and_then(|order| {
+        for (s, value) in candidates.into_iter().zip(values) {
+            let plan = ctx.parse_order(&value).and_then(|order| {
                 let contact = s.links.get("contact_id").cloned().unwrap_or_default();
                 invoice_for(&order, &contact, &rules, &org)
             });

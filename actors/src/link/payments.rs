@@ -220,7 +220,7 @@ impl StageWorker for PaymentsWorker {
         for mut s in candidates {
             let invoice_id = s.links.get("invoice_id").cloned().unwrap_or_default();
             let plan = ctx
-                .parse_order(&s.data)
+                .parse_order(&s.data.value())
                 .and_then(|order| payment_for(&order, &invoice_id, &rules));
             match plan {
                 Ok(Some(p)) => match serde_json::to_value(&p) {

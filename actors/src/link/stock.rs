@@ -61,7 +61,7 @@ impl StockWorker {
         state.attempts = 0;
         state.last_error = None;
         state.retry_at_ms = None;
-        state.data = json!({ "qty": qty.to_string() });
+        state.data = json!({ "qty": qty.to_string() }).into();
         let detail = match current {
             Some(c) if c == qty => format!("Magento already at {qty}"),
             Some(c) => format!("Magento stock {c} → {qty} (Xero QuantityOnHand)"),
@@ -105,8 +105,8 @@ impl StageWorker for StockWorker {
             let existing = ctx.ledger.get(&key).await.map_err(|e| e.to_string())?;
             let last = existing
                 .as_ref()
-                .and_then(|s| s.data.get("qty"))
-                .and_then(Value::as_str)
+                .and_then(|s| s.data.field("qty"))
+                .and_then(|q| q.as_str().map(str::to_owned))
                 .and_then(|q| q.parse::<Decimal>().ok());
             let due = existing
                 .as_ref()
