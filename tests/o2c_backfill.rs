@@ -258,6 +258,38 @@ async fn backfill_of_2000_orders_matches_magento_exactly_once() {
         Some(&1),
         "the order with Magento's shifted cent got one rounding line"
     );
+    // Writeback: one tally comment on every paid order and none on an unpaid one. Every
+    // paid seeded order is invoiced in full in Magento, so each first attempt comments
+    // without reading the order first: one Magento call per paid order.
+    let magento = env.magento_counters();
+    let answered = |route: &str| -> u64 {
+        magento["requests"][route]
+            .as_object()
+            .map_or(0, |by_status| {
+                by_status.values().filter_map(Value::as_u64).sum()
+            })
+    };
+    assert_eq!(
+        answered("POST /V1/orders/{id}/comments"),
+        paid_orders as u64,
+        "{magento}"
+    );
+    assert_eq!(answered("GET /V1/orders/{id}"), 0, "{magento}");
+    for o in &orders {
+        let number = o["increment_id"].as_str().unwrap();
+        let stored = env
+            .sandbox
+            .magento
+            .order(o["entity_id"].as_i64().unwrap())
+            .unwrap();
+        let paid = dec_or_zero(&o["payment"], "amount_paid") > Decimal::ZERO;
+        assert_eq!(
+            common::tally_comments(&stored),
+            usize::from(paid),
+            "order {number}: tally comments"
+        );
+    }
+
     eprintln!(
         "backfill: {} invoices ({inclusive} inclusive, foreign {foreign:?}), {paid_orders} payments, \
          rounding lines on {rounded:?}",

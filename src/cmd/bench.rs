@@ -399,12 +399,6 @@ pub async fn backfill(opts: BackfillOptions) -> anyhow::Result<BackfillReport> {
     let orders_synced = orders_final_count(&link).await?;
     link.stop().await;
     let sim = sandbox.counters();
-    let sandbox_summary = json!({
-        "xero_totals": sim.pointer("/xero/totals"),
-        "xero_duplicates": sim.pointer("/xero/duplicates"),
-        "xero_429s_sent": sim.pointer("/xero/rate_limited_429"),
-        "xero_peak_in_flight": sim.pointer("/xero/peak_in_flight"),
-    });
     let report = BackfillReport {
         orders_seeded: sandbox.counts().orders,
         options: opts,
@@ -430,7 +424,7 @@ pub async fn backfill(opts: BackfillOptions) -> anyhow::Result<BackfillReport> {
             "rejected": stats.rejected,
             "largest_group": stats.largest_group,
         }),
-        sandbox: sandbox_summary,
+        sandbox: sandbox_summary(&sim),
     };
     drop(ctx);
     sandbox.shutdown().await;
@@ -534,12 +528,7 @@ async fn backfill_in_child(
         rss_after_sandbox_kb,
         rss_at_start_kb,
         ledger: Value::Null,
-        sandbox: json!({
-            "xero_totals": sim.pointer("/xero/totals"),
-            "xero_duplicates": sim.pointer("/xero/duplicates"),
-            "xero_429s_sent": sim.pointer("/xero/rate_limited_429"),
-            "xero_peak_in_flight": sim.pointer("/xero/peak_in_flight"),
-        }),
+        sandbox: sandbox_summary(&sim),
         options: opts,
     };
     sandbox.shutdown().await;
@@ -599,6 +588,18 @@ async fn wait_idle(
         tokio::time::sleep(IDLE_POLL).await;
     }
     Ok((false, orders_final))
+}
+
+/// What the simulators saw: Xero's totals, duplicate counters, 429s and peak concurrency,
+/// and the requests Magento answered by route (the engine's cost per order on that side).
+fn sandbox_summary(sim: &Value) -> Value {
+    json!({
+        "xero_totals": sim.pointer("/xero/totals"),
+        "xero_duplicates": sim.pointer("/xero/duplicates"),
+        "xero_429s_sent": sim.pointer("/xero/rate_limited_429"),
+        "xero_peak_in_flight": sim.pointer("/xero/peak_in_flight"),
+        "magento_requests": sim.pointer("/magento/requests"),
+    })
 }
 
 /// Orders in a final stage (key-only counts, cheap enough to poll).

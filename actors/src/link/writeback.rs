@@ -4,6 +4,12 @@
 //! Magento moves it — and a status-history comment naming the Xero invoice. Both writes are
 //! guarded by a lookup: the existing invoices of the order, and our own marker in the order's
 //! comments, so a crash between the call and the commit never writes twice.
+//!
+//! The lookup is skipped on an order's first attempt when the copy in the ledger is already
+//! invoiced in full: Magento never un-invoices an order, and no earlier attempt can have
+//! commented (the attempt's intent was committed just now, and a crashed or failed attempt
+//! leaves its intent behind, which sends the next attempt through the lookup). That halves
+//! the Magento calls of a backfill's writeback.
 
 use std::sync::Arc;
 
@@ -28,7 +34,7 @@ impl WritebackWorker {
         Self { ctx }
     }
 
-    async fn one(&self, mut s: EntityState) -> Result<Write, (EntityState, String)> {
+    async fn one(&self, (s, first): (EntityState, bool)) -> Result<Write, (EntityState, String)> {
         let ctx = &self.ctx;
         let Some(entity_id) = s
             .links
@@ -40,6 +46,13 @@ impl WritebackWorker {
         let number = s.links.get("invoice_number").cloned().unwrap_or_default();
         let invoice_id = s.links.get("invoice_id").cloned().unwrap_or_default();
         let comment = format!("{MARKER} Paid in Xero: invoice {number} ({invoice_id}).");
+        if first && invoiced_in_full(&s) {
+            ctx.magento
+                .add_order_comment(entity_id, &comment, None)
+                .await
+                .map_err(|e| (s.clone(), e.to_string()))?;
+            return Ok(written_back(s, false));
+        }
         let order = ctx
             .magento
             .get_order_fields(entity_id, "grand_total,total_invoiced,status_histories")
@@ -85,35 +98,54 @@ impl WritebackWorker {
                 .await
                 .map_err(|e| (s.clone(), e.to_string()))?;
         }
-        s.stage = Stage::WrittenBack;
-        s.intent = None;
-        s.retry_at_ms = None;
-        s.last_error = None;
-        s.attempts = 0;
-        let detail = if needs_invoice {
-            "Magento invoiced (captured) and commented"
-        } else {
-            "Magento order commented"
-        };
-        Ok(Write::Put {
-            state: s,
-            actor: ACTOR.into(),
-            detail: detail.into(),
-        })
+        Ok(written_back(s, needs_invoice))
+    }
+}
+
+/// The ledger's copy of the order says Magento invoiced all of it.
+fn invoiced_in_full(s: &EntityState) -> bool {
+    let money = |v: Option<Value>| v.and_then(|v| crate::model::money::parse_money(&v).ok());
+    let data = s.data.value();
+    match (
+        money(data.get("grand_total").cloned()),
+        money(data.get("total_invoiced").cloned()),
+    ) {
+        (Some(grand), Some(invoiced)) => invoiced >= grand,
+        _ => false,
+    }
+}
+
+fn written_back(mut s: EntityState, invoiced: bool) -> Write {
+    s.stage = Stage::WrittenBack;
+    s.intent = None;
+    s.retry_at_ms = None;
+    s.last_error = None;
+    s.attempts = 0;
+    let detail = if invoiced {
+        "Magento invoiced (captured) and commented"
+    } else {
+        "Magento order commented"
+    };
+    Write::Put {
+        state: s,
+        actor: ACTOR.into(),
+        detail: detail.into(),
     }
 }
 
 impl WritebackWorker {
     /// Commits the intent of every order of the round that has none yet, all in one
     /// transaction (one fsync) before any Magento call; each order is accepted or refused on
-    /// its own. Returns the orders whose intent is in the ledger, and the ones whose intent
+    /// its own. Returns the orders whose intent is in the ledger, each with whether this is
+    /// its first attempt (its intent was committed just now), and the ones whose intent
     /// could not be committed (they make no call this round).
     async fn with_intents(
         &self,
         paid: Vec<EntityState>,
-    ) -> (Vec<EntityState>, Vec<(EntityState, String)>) {
-        let (mut ready, mut fresh): (Vec<_>, Vec<_>) =
+    ) -> (Vec<(EntityState, bool)>, Vec<(EntityState, String)>) {
+        let (again, mut fresh): (Vec<_>, Vec<_>) =
             paid.into_iter().partition(|s| s.intent.is_some());
+        let mut ready: Vec<(EntityState, bool)> = again.into_iter().map(|s| (s, false)).collect();
         for s in &mut fresh {
             s.intent = Some(Intent {
                 op: "Magento writeback".into(),
@@ -139,7 +171,7 @@ impl WritebackWorker {
             match r {
                 Ok(info) => {
                     s.version = info.versions.get(&s.key).copied().unwrap_or(s.version + 1);
-                    ready.push(s);
+                    ready.push((s, true));
                 }
                 Err(e) => {
                     // The intent is not in the ledger, so the failure is recorded against

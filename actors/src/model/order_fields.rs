@@ -32,6 +32,8 @@ const ORDER_FIELDS: &[&str] = &[
     "base_to_order_rate",
     "base_grand_total",
     "grand_total",
+    // Writeback: an order already invoiced in full needs no read before its comment.
+    "total_invoiced",
     "subtotal",
     "tax_amount",
     "discount_amount",
