@@ -526,6 +526,18 @@ async fn links_and_search_find_entities_by_remote_ids_and_data() {
             .len(),
         1
     );
+    // A link the entity no longer has leaves the index; the others stay.
+    let mut a = ledger.get("order:000000123").await.unwrap().unwrap();
+    a.links.remove("contact_id");
+    ledger.commit(vec![put(a, "x", "")]).await.unwrap();
+    assert_eq!(
+        keys(ledger.by_link("contact_id", "contact-uuid").await.unwrap()),
+        ["order:000000124"]
+    );
+    assert_eq!(
+        keys(ledger.by_link("invoice_id", "inv-uuid-2").await.unwrap()),
+        ["order:000000123"]
+    );
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use super::stage::{Stage, can_move};
 use super::tables::*;
 use super::write::{CommitInfo, LedgerStats, Write};
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -567,20 +567,18 @@ impl<'t> Tx<'t> {
             }
         }
 
-        let link_keys = |links: Option<&BTreeMap<String, String>>| -> BTreeSet<String> {
-            links
-                .map(|l| l.iter().map(|(n, v)| format!("{n}:{v}")).collect())
-                .unwrap_or_default()
-        };
-        let (old_links, new_links) = (
-            link_keys(old.map(|o| &o.links)),
-            link_keys(Some(&new.links)),
-        );
-        for gone in old_links.difference(&new_links) {
-            self.set_link(gone, key, false)?;
+        // Most writes keep every link: only the ones that changed are formatted and moved.
+        let empty = BTreeMap::new();
+        let old_links = old.map_or(&empty, |o| &o.links);
+        for (n, v) in old_links {
+            if new.links.get(n) != Some(v) {
+                self.set_link(&format!("{n}:{v}"), key, false)?;
+            }
         }
-        for added in new_links.difference(&old_links) {
-            self.set_link(added, key, true)?;
+        for (n, v) in &new.links {
+            if old_links.get(n) != Some(v) {
+                self.set_link(&format!("{n}:{v}"), key, true)?;
+            }
         }
         Ok(())
     }

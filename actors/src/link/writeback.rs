@@ -102,14 +102,19 @@ impl WritebackWorker {
     }
 }
 
-/// The ledger's copy of the order says Magento invoiced all of it.
+/// The ledger's copy of the order says Magento invoiced all of it. Reads the two totals
+/// only; serde skips the rest of the stored order without building it.
 fn invoiced_in_full(s: &EntityState) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Totals {
+        grand_total: Option<Value>,
+        total_invoiced: Option<Value>,
+    }
+    let Ok(t) = serde_json::from_str::<Totals>(s.data.json()) else {
+        return false;
+    };
     let money = |v: Option<Value>| v.and_then(|v| crate::model::money::parse_money(&v).ok());
-    let data = s.data.value();
-    match (
-        money(data.get("grand_total").cloned()),
-        money(data.get("total_invoiced").cloned()),
-    ) {
+    match (money(t.grand_total), money(t.total_invoiced)) {
         (Some(grand), Some(invoiced)) => invoiced >= grand,
         _ => false,
     }
