@@ -50,6 +50,19 @@ fn merge(existing: Option<EntityState>, raw: &Value, increment_id: &str) -> Opti
                 s.data = record();
                 Some(s)
             }
+            // Invoiced, and the payments stage has not yet decided: it decides from the
+            // stored copy, so a payment Magento took meanwhile must reach it, or it would
+            // mark the order unpaid from the stale copy and the payment would never sync.
+            // Nothing is in flight for an invoiced order (its invoice intent is resolved),
+            // so the newer copy replaces the old; a payments round that read the old one
+            // meets a version conflict and reads this one next round.
+            Stage::Invoiced => {
+                let fresh = record();
+                (fresh != s.data).then(|| {
+                    s.data = fresh;
+                    s
+                })
+            }
             // Invoiced but unpaid: a payment may have arrived in Magento.
             Stage::Skipped => {
                 let paid = raw
@@ -201,5 +214,63 @@ impl StageWorker for IngestWorker {
             .await
             .map_err(|e| format!("ledger: {e}"))?;
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stored(stage: Stage, data: Value) -> EntityState {
+        let mut s = EntityState::new(EntityKind::Order, "000000001", data);
+        s.stage = stage;
+        s.version = 4;
+        s
+    }
+
+    #[test]
+    fn a_payment_taken_while_invoiced_reaches_the_payments_stage() {
+        let old = json!({"increment_id": "000000001", "payment": {"amount_paid": "0.00"}});
+        let new = json!({"increment_id": "000000001", "payment": {"amount_paid": "12.50"}});
+        let merged = merge(Some(stored(Stage::Invoiced, old)), &new, "000000001").unwrap();
+        assert_eq!(merged.stage, Stage::Invoiced);
+        assert_eq!(merged.version, 4, "written over the version that was read");
+        assert_eq!(merged.data.value(), new);
+        let same = stored(Stage::Invoiced, new.clone());
+        assert!(
+            merge(Some(same), &new, "000000001").is_none(),
+            "an unchanged copy is not rewritten"
+        );
+    }
+
+    #[test]
+    fn a_payment_taken_after_the_order_was_skipped_revives_it() {
+        let old = json!({"payment": {"amount_paid": "0.00"}});
+        let new = json!({"payment": {"amount_paid": "12.50"}});
+        let mut skipped = stored(Stage::Skipped, old.clone());
+        skipped.retry_at_ms = Some(1);
+        let merged = merge(Some(skipped), &new, "000000001").unwrap();
+        assert_eq!((merged.stage, merged.retry_at_ms), (Stage::Invoiced, None));
+        let still = merge(Some(stored(Stage::Skipped, old.clone())), &old, "000000001").unwrap();
+        assert_eq!(still.stage, Stage::Skipped);
+    }
+
+    #[test]
+    fn orders_with_a_call_in_flight_or_done_keep_their_copy() {
+        let new = json!({"payment": {"amount_paid": "12.50"}});
+        for stage in [
+            Stage::InvoicePosting,
+            Stage::PaymentPosting,
+            Stage::Paid,
+            Stage::WrittenBack,
+        ] {
+            assert!(
+                merge(Some(stored(stage, json!({}))), &new, "000000001").is_none(),
+                "{stage:?}"
+            );
+        }
+        let fresh = merge(None, &new, "000000001").unwrap();
+        assert_eq!((fresh.stage, fresh.version), (Stage::Seen, 0));
     }
 }
