@@ -3,7 +3,9 @@
 use redb::{Database, ReadableDatabase};
 use serde_json::json;
 use std::path::Path;
-use tally_actors::ledger::tables::{ENTITY_TO_STATE, META, META_SCHEMA_VERSION, SCHEMA_VERSION};
+use tally_actors::ledger::tables::{
+    ENTITY_TO_RECORD, ENTITY_TO_STATE, META, META_SCHEMA_VERSION, SCHEMA_VERSION,
+};
 use tally_actors::ledger::*;
 
 fn put(state: EntityState, actor: &str, detail: &str) -> Write {
@@ -206,7 +208,9 @@ fn an_older_schema_is_refused_untouched() {
     );
     let text = err.to_string();
     assert!(
-        text.contains("schema version 0, older than this build's 1"),
+        text.contains(&format!(
+            "schema version 0, older than this build's {SCHEMA_VERSION}"
+        )),
         "{text}"
     );
     assert!(text.contains("t.redb"), "{text}");
@@ -215,6 +219,105 @@ fn an_older_schema_is_refused_untouched() {
         0,
         "a refused file is not rewritten"
     );
+}
+
+/// Version 1 kept each state's record inside it. Such a file opens (and is marked version
+/// 2), its states read with their records, and the next write of a state moves its record to
+/// `ENTITY_TO_RECORD`, after which the state itself no longer carries it.
+#[tokio::test]
+async fn a_version_1_file_is_upgraded_in_place_and_split_on_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.redb");
+    drop(Ledger::open(&path).unwrap());
+    let record = json!({"increment_id": "7", "grand_total": 19.99});
+    {
+        let mut v1 = EntityState::new(EntityKind::Order, "7", record.clone());
+        v1.version = 1;
+        let body = serde_json::to_vec(&json!({"v": 1, "body": v1})).unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("grand_total"));
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(ENTITY_TO_STATE)
+            .unwrap()
+            .insert("order:7", body.as_slice())
+            .unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert(META_SCHEMA_VERSION, 1)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let raw = |table: redb::TableDefinition<&str, &[u8]>| {
+        let db = Database::open(&path).unwrap();
+        let rtx = db.begin_read().unwrap();
+        let t = rtx.open_table(table).unwrap();
+        t.get("order:7")
+            .unwrap()
+            .map(|g| String::from_utf8(g.value().to_vec()).unwrap())
+    };
+    {
+        let ledger = Ledger::open(&path).unwrap();
+        let s = ledger.get("order:7").await.unwrap().unwrap();
+        assert_eq!(s.data.value(), record, "a version 1 state keeps its record");
+        advance(&ledger, "order:7", Stage::ContactReady, None, "moved").await;
+        let s = ledger.get("order:7").await.unwrap().unwrap();
+        assert_eq!(s.data.value(), record);
+        assert_eq!(s.stage, Stage::ContactReady);
+    }
+    assert_eq!(read_schema_version(&path), SCHEMA_VERSION);
+    let state = raw(ENTITY_TO_STATE).unwrap();
+    assert!(!state.contains("grand_total"), "{state}");
+    assert_eq!(
+        raw(ENTITY_TO_RECORD).as_deref(),
+        Some(r#"{"increment_id":"7","grand_total":19.99}"#)
+    );
+}
+
+#[tokio::test]
+async fn a_state_is_stored_without_its_record_and_read_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.redb");
+    let ledger = Ledger::open(&path).unwrap();
+    let record = json!({"increment_id": "8", "items": [{"sku": "A"}]});
+    ledger
+        .commit(vec![put(
+            EntityState::new(EntityKind::Order, "8", record.clone()),
+            "t",
+            "",
+        )])
+        .await
+        .unwrap();
+    advance(&ledger, "order:8", Stage::ContactReady, None, "moved").await;
+    let mut s = ledger.get("order:8").await.unwrap().unwrap();
+    assert_eq!(s.data.value(), record);
+    // A changed record is stored; so is a rollback of a rejected write's record.
+    s.data = json!({"increment_id": "8", "items": []}).into();
+    let stale = s.clone();
+    ledger.commit(vec![put(s, "t", "refreshed")]).await.unwrap();
+    assert_eq!(
+        ledger.get("order:8").await.unwrap().unwrap().data.value(),
+        json!({"increment_id": "8", "items": []})
+    );
+    let mut conflicting = stale;
+    conflicting.data = json!({"increment_id": "8", "lost": true}).into();
+    assert!(
+        ledger
+            .commit(vec![put(conflicting, "t", "")])
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        ledger.get("order:8").await.unwrap().unwrap().data.value(),
+        json!({"increment_id": "8", "items": []}),
+        "a refused write leaves the stored record as it was"
+    );
+    // Search looks inside the record, which is no longer inside the state.
+    let mut s = ledger.get("order:8").await.unwrap().unwrap();
+    s.data = json!({"increment_id": "8", "customer_email": "Zed@Example.com"}).into();
+    ledger.commit(vec![put(s, "t", "")]).await.unwrap();
+    let found = ledger.search("zed@example", 5).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].data.value()["customer_email"], "Zed@Example.com");
 }
 
 #[test]

@@ -68,6 +68,9 @@ pub struct EntityState {
     pub kind: EntityKind,
     pub stage: Stage,
     /// The validated source record (order, contact, …), kept as JSON text; see [`Record`].
+    /// Stored in its own table (`ENTITY_TO_RECORD`), not with the state; `default` reads a
+    /// state without it, which the ledger then fills from that table.
+    #[serde(default)]
     pub data: Record,
     /// Remote ids: `contact_id`, `invoice_id`, `payment_id`, `magento_entity_id`, …
     pub links: BTreeMap<String, String>,
@@ -83,6 +86,41 @@ pub struct EntityState {
     /// Optimistic concurrency token: pass back the version you read; the ledger rejects the
     /// write if someone else wrote in between, and stores `version + 1`. 0 = "new entity".
     pub version: u64,
+}
+
+/// An [`EntityState`] as the ledger stores it in `ENTITY_TO_STATE`: everything but the
+/// record, which has its own table and is rewritten only when it changes.
+#[derive(Serialize)]
+pub(crate) struct StoredState<'a> {
+    key: &'a str,
+    kind: EntityKind,
+    stage: Stage,
+    links: &'a BTreeMap<String, String>,
+    intent: &'a Option<Intent>,
+    attempts: u32,
+    retry_at_ms: Option<i64>,
+    last_error: &'a Option<String>,
+    created_at_ms: i64,
+    updated_at_ms: i64,
+    version: u64,
+}
+
+impl<'a> StoredState<'a> {
+    pub(crate) fn of(s: &'a EntityState) -> StoredState<'a> {
+        StoredState {
+            key: &s.key,
+            kind: s.kind,
+            stage: s.stage,
+            links: &s.links,
+            intent: &s.intent,
+            attempts: s.attempts,
+            retry_at_ms: s.retry_at_ms,
+            last_error: &s.last_error,
+            created_at_ms: s.created_at_ms,
+            updated_at_ms: s.updated_at_ms,
+            version: s.version,
+        }
+    }
 }
 
 impl EntityState {

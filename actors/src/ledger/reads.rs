@@ -7,9 +7,10 @@ use super::codec;
 use super::dead_letter::DeadLetter;
 use super::entity::EntityState;
 use super::error::LedgerError;
+use super::record::Record;
 use super::stage::{EntityKind, Stage};
 use super::tables::*;
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -25,10 +26,23 @@ impl std::fmt::Debug for LedgerReader {
     }
 }
 
+type BytesTable = ReadOnlyTable<&'static str, &'static [u8]>;
+
+/// A stored state with its record: from `ENTITY_TO_RECORD`, or, for a state written before
+/// schema version 2, the one it carries.
+fn decode_state(records: &BytesTable, key: &str, bytes: &[u8]) -> Result<EntityState, LedgerError> {
+    let mut state: EntityState = codec::decode("entity", key, bytes)?;
+    if let Some(g) = records.get(key)? {
+        state.data = Record::from_stored(key, g.value())?;
+    }
+    Ok(state)
+}
+
 fn state_at(rtx: &ReadTransaction, key: &str) -> Result<Option<EntityState>, LedgerError> {
     let states = rtx.open_table(ENTITY_TO_STATE)?;
+    let records = rtx.open_table(ENTITY_TO_RECORD)?;
     match states.get(key)? {
-        Some(g) => Ok(Some(codec::decode("entity", key, g.value())?)),
+        Some(g) => Ok(Some(decode_state(&records, key, g.value())?)),
         None => Ok(None),
     }
 }
@@ -38,10 +52,11 @@ fn states_for(
     keys: impl IntoIterator<Item = String>,
 ) -> Result<Vec<EntityState>, LedgerError> {
     let states = rtx.open_table(ENTITY_TO_STATE)?;
+    let records = rtx.open_table(ENTITY_TO_RECORD)?;
     let mut out = Vec::new();
     for key in keys {
         if let Some(g) = states.get(key.as_str())? {
-            out.push(codec::decode("entity", &key, g.value())?);
+            out.push(decode_state(&records, &key, g.value())?);
         }
     }
     Ok(out)
@@ -61,10 +76,11 @@ impl LedgerReader {
     pub fn get_many(&self, keys: &[String]) -> Result<Vec<Option<EntityState>>, LedgerError> {
         let rtx = self.db.begin_read()?;
         let states = rtx.open_table(ENTITY_TO_STATE)?;
+        let records = rtx.open_table(ENTITY_TO_RECORD)?;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             out.push(match states.get(key.as_str())? {
-                Some(g) => Some(codec::decode("entity", key, g.value())?),
+                Some(g) => Some(decode_state(&records, key, g.value())?),
                 None => None,
             });
         }
@@ -289,17 +305,19 @@ impl LedgerReader {
         }
         let rtx = self.db.begin_read()?;
         let table = rtx.open_table(ENTITY_TO_STATE)?;
+        let records = rtx.open_table(ENTITY_TO_RECORD)?;
         let mut out = Vec::new();
         for item in table.iter()? {
             if out.len() >= limit {
                 break;
             }
             let (k, v) = item?;
-            let raw = String::from_utf8_lossy(v.value()).to_lowercase();
-            if !raw.contains(&needle) {
+            let record = records.get(k.value())?;
+            let raw = |b: &[u8]| String::from_utf8_lossy(b).to_lowercase().contains(&needle);
+            if !raw(v.value()) && !record.as_ref().is_some_and(|r| raw(r.value())) {
                 continue;
             }
-            let state: EntityState = codec::decode("entity", k.value(), v.value())?;
+            let state = decode_state(&records, k.value(), v.value())?;
             let hit = state.key.to_lowercase().contains(&needle)
                 || state
                     .links

@@ -9,6 +9,7 @@
 //! them. Numbers keep their exact decimal text either way (serde_json
 //! `arbitrary_precision`), so money survives the round trip.
 
+use super::error::LedgerError;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -51,6 +52,17 @@ impl Record {
     /// The JSON text.
     pub fn json(&self) -> &str {
         self.0.get()
+    }
+
+    /// A record as the ledger stored it (`ENTITY_TO_RECORD`).
+    pub(crate) fn from_stored(key: &str, bytes: &[u8]) -> Result<Record, LedgerError> {
+        let bad = |reason: String| LedgerError::Decode {
+            what: "record",
+            key: key.to_owned(),
+            reason,
+        };
+        let text = String::from_utf8(bytes.to_vec()).map_err(|e| bad(e.to_string()))?;
+        Record::from_json(text).map_err(|e| bad(e.to_string()))
     }
 }
 

@@ -1,4 +1,5 @@
-//! Opening a ledger file: create it, or refuse it clearly when another schema wrote it.
+//! Opening a ledger file: create it, upgrade it from a version this build knows, or refuse
+//! it clearly when another schema wrote it.
 
 use super::error::LedgerError;
 use super::tables::*;
@@ -21,8 +22,10 @@ fn stored_version(db: &Database) -> Result<Option<u64>, LedgerError> {
 /// Checks (or, for a new file, records) the schema version and makes sure every table exists,
 /// so read transactions never meet a missing table.
 pub(crate) fn prepare(db: &Database, path: &Path) -> Result<(), LedgerError> {
-    if let Some(found) = stored_version(db)? {
+    let stored = stored_version(db)?;
+    if let Some(found) = stored {
         match found.cmp(&SCHEMA_VERSION) {
+            Ordering::Less if UPGRADABLE_FROM.contains(&found) => {}
             Ordering::Less => {
                 return Err(LedgerError::SchemaTooOld {
                     path: path.to_owned(),
@@ -46,11 +49,13 @@ pub(crate) fn prepare(db: &Database, path: &Path) -> Result<(), LedgerError> {
     {
         let mut meta = txn.open_table(META)?;
         if meta.get(META_SCHEMA_VERSION)?.is_none() {
-            meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
             let now = u64::try_from(super::writer::now_ms()).unwrap_or(0);
             meta.insert(META_CREATED_AT_MS, now)?;
         }
+        // New, current, or upgraded in place (the new tables are created just below).
+        meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
         txn.open_table(ENTITY_TO_STATE)?;
+        txn.open_table(ENTITY_TO_RECORD)?;
         txn.open_table(STAGE_TO_ENTITY)?;
         txn.open_table(STAGE_TO_COUNT)?;
         txn.open_table(DUE_TO_ENTITY)?;

@@ -10,7 +10,12 @@ use redb::TableDefinition;
 /// Bumped on any incompatible change to a table's key/value types or a record's meaning.
 /// The ledger refuses to open a file written with another version instead of guessing:
 /// a silently misread ledger would re-push or skip orders.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
+
+/// Older versions this build upgrades in place when it opens them. Version 1 kept each
+/// entity's record inside its state; version 2 keeps it in [`ENTITY_TO_RECORD`]. A version 1
+/// state still carries its record and is read as it is; its next write splits it.
+pub const UPGRADABLE_FROM: &[u64] = &[1];
 
 /// The key in [`META`] that holds the schema version.
 pub const META_SCHEMA_VERSION: &str = "schema_version";
@@ -27,6 +32,12 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("META");
 /// causes, so one record keeps them from ever disagreeing. The reverse direction is
 /// [`LINK_TO_ENTITY`].
 pub const ENTITY_TO_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("ENTITY_TO_STATE");
+
+/// Entity key → the entity's source record (the Magento order, a contact body, …) as JSON
+/// text; see `Record`. Apart from the state because the state is rewritten on every
+/// transition (about seven in an order's life) and the record, kilobytes to the state's few
+/// hundred bytes, changes once or twice: the writer rewrites it only when its text changed.
+pub const ENTITY_TO_RECORD: TableDefinition<&str, &[u8]> = TableDefinition::new("ENTITY_TO_RECORD");
 
 /// (stage name, entity key) → (): lets an actor list "everything in stage X" without a scan.
 pub const STAGE_TO_ENTITY: TableDefinition<(&str, &str), ()> =

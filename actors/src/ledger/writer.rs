@@ -10,8 +10,9 @@
 use super::audit::AuditEntry;
 use super::codec;
 use super::dead_letter::DeadLetter;
-use super::entity::{EntityState, StateHeader};
+use super::entity::{EntityState, StateHeader, StoredState};
 use super::error::LedgerError;
+use super::record::Record;
 use super::stage::{Stage, can_move};
 use super::tables::*;
 use super::write::{CommitInfo, LedgerStats, Write};
@@ -170,6 +171,7 @@ fn run_transaction(
 #[derive(Clone, Copy)]
 enum BytesTable {
     States,
+    Records,
     DeadLetters,
     Discrepancies,
     Cursors,
@@ -195,6 +197,7 @@ struct Tx<'t> {
     next_seq: u64,
     undo: Vec<Undo>,
     states: BytesT<'t>,
+    records: BytesT<'t>,
     dead: BytesT<'t>,
     discrepancies: BytesT<'t>,
     cursors: BytesT<'t>,
@@ -233,6 +236,7 @@ impl<'t> Tx<'t> {
             next_seq,
             undo: Vec::new(),
             states: txn.open_table(ENTITY_TO_STATE)?,
+            records: txn.open_table(ENTITY_TO_RECORD)?,
             dead: txn.open_table(DEAD_LETTERS)?,
             discrepancies: txn.open_table(DISCREPANCIES)?,
             cursors: txn.open_table(CURSORS)?,
@@ -520,8 +524,15 @@ impl<'t> Tx<'t> {
         self.load(key)
     }
 
+    /// The whole state, with its record, for writes that copy it (dead letter, revive).
     fn load_state(&self, key: &str) -> Result<Option<EntityState>, LedgerError> {
-        self.load(key)
+        let mut state: Option<EntityState> = self.load(key)?;
+        if let Some(s) = &mut state
+            && let Some(g) = self.records.get(key)?
+        {
+            s.data = Record::from_stored(key, g.value())?;
+        }
+        Ok(state)
     }
 
     /// Writes the state and moves it in every index it appears in.
@@ -531,8 +542,13 @@ impl<'t> Tx<'t> {
         old: Option<&StateHeader>,
     ) -> Result<(), LedgerError> {
         let key = new.key.as_str();
-        let bytes = codec::encode("entity", new)?;
+        let bytes = codec::encode("entity", &StoredState::of(new))?;
         self.set_bytes(BytesTable::States, key, Some(&bytes))?;
+        let record = new.data.json().as_bytes();
+        let unchanged = self.records.get(key)?.is_some_and(|g| g.value() == record);
+        if !unchanged {
+            self.set_bytes(BytesTable::Records, key, Some(record))?;
+        }
 
         let old_stage = old.map(|o| o.stage);
         if old_stage != Some(new.stage) {
@@ -615,6 +631,7 @@ impl<'t> Tx<'t> {
     fn bytes_table(&mut self, which: BytesTable) -> &mut BytesT<'t> {
         match which {
             BytesTable::States => &mut self.states,
+            BytesTable::Records => &mut self.records,
             BytesTable::DeadLetters => &mut self.dead,
             BytesTable::Discrepancies => &mut self.discrepancies,
             BytesTable::Cursors => &mut self.cursors,
