@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use magento_support::*;
 use serde_json::{Value, json};
-use tally_actors::magento::{MagentoClient, OrderCursor, OrderPoller};
+use tally_actors::magento::{CHANGED_FIELDS, MagentoClient, OrderCursor, OrderPoller};
 use tally_actors::model::order_fields::search_fields;
 
 type Store = Arc<Mutex<Vec<(u64, String)>>>;
@@ -86,6 +86,30 @@ async fn start_counting(store: Store, hook: Option<Hook>, whole_served: Arc<Mute
         // this mock's orders, keys and increment id only, already are).
         let keys_only = match rec.param("fields") {
             Some("items[entity_id,updated_at],total_count") => true,
+            Some(CHANGED_FIELDS) => {
+                // The forward read's key page: keys and the increment id, nothing whole.
+                let (size, page) = (
+                    rec.param("searchCriteria[page_size]").unwrap().parse::<usize>().unwrap(),
+                    rec.param("searchCriteria[current_page]").unwrap().parse::<usize>().unwrap(),
+                );
+                let mut rows: Vec<(u64, String)> = store
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|(_, ts)| from_of(rec).as_ref().is_none_or(|f| ts >= f))
+                    .cloned()
+                    .collect();
+                rows.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+                let total = rows.len();
+                let page = page.min(total.div_ceil(size).max(1));
+                let items: Vec<Value> = rows
+                    .iter()
+                    .skip((page - 1) * size)
+                    .take(size)
+                    .map(|(id, ts)| json!({"entity_id": id, "updated_at": ts, "increment_id": format!("{id:09}")}))
+                    .collect();
+                return Reply::json(200, json!({"items": items, "total_count": total}));
+            }
             other => {
                 assert_eq!(
                     other,
@@ -139,6 +163,16 @@ async fn start_counting(store: Store, hook: Option<Hook>, whole_served: Arc<Mute
         )
     })
     .await
+}
+
+/// The `updated_at gteq` bound of a forward read, if any.
+fn from_of(rec: &Recorded) -> Option<String> {
+    let p = |part: &str| {
+        rec.param(&format!(
+            "searchCriteria[filter_groups][0][filters][0][{part}]"
+        ))
+    };
+    (p("field") == Some("updated_at")).then(|| p("value").unwrap().to_owned())
 }
 
 fn poller(mock: &Mock, page_size: u32) -> OrderPoller {
@@ -314,6 +348,64 @@ async fn the_overlap_window_is_swept_by_key_and_only_late_orders_are_fetched_who
     assert!(*whole.lock().unwrap() - before <= 2);
     let (none, _) = p.poll(&cursor).await.unwrap();
     assert!(none.is_empty());
+}
+
+/// The forward read asks for keys first and reads whole only what the caller wants; the
+/// cursor still moves past the rest, so they are not offered again.
+#[tokio::test]
+async fn unwanted_changes_move_the_cursor_without_being_read_whole() {
+    let store: Store = Arc::default();
+    for i in 1..=30 {
+        put(&store, i, &format!("2024-05-01 10:{:02}:00", i));
+    }
+    let whole = Arc::new(Mutex::new(0usize));
+    let mock = start_counting(store.clone(), None, whole.clone()).await;
+    let p = poller(&mock, 7);
+    let offered = Arc::new(Mutex::new(Vec::new()));
+    let (got, cursor) = p
+        .poll_wanted(&OrderCursor::default(), |changed| {
+            let offered = offered.clone();
+            async move {
+                offered
+                    .lock()
+                    .unwrap()
+                    .extend(changed.iter().map(|c| c.entity_id));
+                assert!(changed.iter().all(|c| c.increment_id.is_some()));
+                changed
+                    .into_iter()
+                    .map(|c| c.entity_id)
+                    .filter(|id| id % 3 == 0)
+                    .collect()
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&got),
+        (1..=30).filter(|i| i % 3 == 0).collect::<Vec<u64>>()
+    );
+    assert_eq!(
+        *whole.lock().unwrap(),
+        10,
+        "only the wanted orders were read whole"
+    );
+    assert_eq!(
+        *offered.lock().unwrap(),
+        (1..=30).collect::<Vec<u64>>(),
+        "each offered once"
+    );
+    assert_eq!(cursor.updated_at, "2024-05-01 10:30:00");
+    let (again, _) = p
+        .poll_wanted(&cursor, |c| async move {
+            c.into_iter().map(|c| c.entity_id).collect()
+        })
+        .await
+        .unwrap();
+    assert!(
+        again.is_empty(),
+        "passed-over orders are not offered again: {:?}",
+        ids(&again)
+    );
 }
 
 #[tokio::test]

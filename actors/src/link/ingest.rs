@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::context::{LinkContext, bury, now_ms};
 use super::stage::{RoundError, RoundReport, StageWorker};
 use crate::ledger::{EntityKind, EntityState, Record, Stage, Write};
-use crate::magento::{OrderCursor, OrderPoller};
+use crate::magento::{ChangedOrder, OrderCursor, OrderPoller};
 use crate::model::order_fields::project;
 
 pub const CURSOR: &str = "magento.orders";
@@ -39,9 +39,23 @@ impl IngestWorker {
     }
 }
 
+/// Whether a Magento change to an order in `stage` can matter to the engine: before its
+/// invoice is sent, after it is invoiced while the payment is undecided or awaited, and
+/// while it is dead-lettered. [`merge`] takes the change only then, and the poll reads an
+/// order whole only then (or when the ledger has never seen it).
+fn takes_updates(stage: Stage) -> bool {
+    matches!(
+        stage,
+        Stage::Seen | Stage::ContactReady | Stage::Invoiced | Stage::Skipped | Stage::Dead
+    )
+}
+
 /// What an incoming Magento order means for the entity already in the ledger.
 fn merge(existing: Option<EntityState>, raw: &Value, increment_id: &str) -> Option<EntityState> {
     let record = || Record::from_value(raw);
+    if existing.as_ref().is_some_and(|s| !takes_updates(s.stage)) {
+        return None;
+    }
     match existing {
         None => Some(EntityState::new(EntityKind::Order, increment_id, record())),
         Some(mut s) => match s.stage {
@@ -100,7 +114,32 @@ impl StageWorker for IngestWorker {
                     .map_err(|e| format!("stored order cursor is unreadable: {e}"))?,
                 None => OrderCursor::default(),
             };
-        let (orders, next) = match self.poller.poll(&cursor).await {
+        let ledger = &ctx.ledger;
+        let wanted = |changed: Vec<ChangedOrder>| async move {
+            let keys = changed
+                .iter()
+                .filter_map(|c| Some(EntityKind::Order.key(c.increment_id.as_deref()?)))
+                .collect();
+            // A failed read fetches everything: merge decides as it always did.
+            let stored = ledger.get_many(keys).await.unwrap_or_default();
+            let stages: std::collections::HashMap<String, Stage> = stored
+                .into_iter()
+                .flatten()
+                .map(|s| (s.key, s.stage))
+                .collect();
+            changed
+                .into_iter()
+                .filter(|c| {
+                    c.increment_id.as_deref().is_none_or(|id| {
+                        stages
+                            .get(&EntityKind::Order.key(id))
+                            .is_none_or(|stage| takes_updates(*stage))
+                    })
+                })
+                .map(|c| c.entity_id)
+                .collect()
+        };
+        let (orders, next) = match self.poller.poll_wanted(&cursor, wanted).await {
             Ok(r) => r,
             Err(e) => {
                 // Magento unreachable: nothing to record; the tick tries again.
@@ -268,6 +307,15 @@ mod tests {
             assert!(
                 merge(Some(stored(stage, json!({}))), &new, "000000001").is_none(),
                 "{stage:?}"
+            );
+        }
+        let order_stages = Stage::ALL.iter().filter(|s| EntityKind::Order.uses(**s));
+        for stage in order_stages {
+            let changed = json!({"payment": {"amount_paid": "1.00"}});
+            assert_eq!(
+                merge(Some(stored(*stage, json!({}))), &changed, "000000001").is_some(),
+                takes_updates(*stage),
+                "the poll reads whole exactly the orders merge takes a change for: {stage:?}"
             );
         }
         let fresh = merge(None, &new, "000000001").unwrap();

@@ -29,6 +29,22 @@ use super::error::MagentoError;
 
 const TIMESTAMP: &str = "%Y-%m-%d %H:%M:%S";
 
+/// What the forward read asks for first: enough to know what changed and whose it is.
+pub const CHANGED_FIELDS: &str = "items[entity_id,increment_id,updated_at],total_count";
+
+/// An order a poll found changed, before it is read whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedOrder {
+    pub entity_id: u64,
+    /// Absent only if the server left it out; such an order is worth reading whole.
+    pub increment_id: Option<String>,
+}
+
+/// A list item that carries more than the keys asked for: the server ignored `fields`.
+fn is_whole(item: &Value) -> bool {
+    item.get("grand_total").is_some() || item.get("items").is_some()
+}
+
 /// Where the order poll stands; persisted by the caller (in the ledger's cursors table).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderCursor {
@@ -93,6 +109,26 @@ impl OrderPoller {
         &self,
         cursor: &OrderCursor,
     ) -> Result<(Vec<Value>, OrderCursor), MagentoError> {
+        self.poll_wanted(cursor, |keys| async move {
+            keys.into_iter().map(|k| k.entity_id).collect()
+        })
+        .await
+    }
+
+    /// [`poll`](Self::poll), reading each page by key first and fetching whole only the
+    /// orders `wanted` picks from it; the others still move the cursor past them. The
+    /// caller knows which changes it would ignore: an order it has already carried past
+    /// the point where a change matters is re-saved by the engine's own writeback, and
+    /// would otherwise be transferred and parsed whole a second time for nothing.
+    pub async fn poll_wanted<F, Fut>(
+        &self,
+        cursor: &OrderCursor,
+        wanted: F,
+    ) -> Result<(Vec<Value>, OrderCursor), MagentoError>
+    where
+        F: Fn(Vec<ChangedOrder>) -> Fut,
+        Fut: std::future::Future<Output = HashSet<u64>>,
+    {
         let mut seen: HashSet<(u64, String)> = cursor.seen.iter().cloned().collect();
         let mut newest = cursor.updated_at.clone();
         let mut emitted = Vec::new();
@@ -106,8 +142,6 @@ impl OrderPoller {
         }
         let mut from = (!cursor.updated_at.is_empty()).then(|| cursor.updated_at.clone());
         let mut page: u32 = 1;
-        // Each iteration either moves `from` forward or the page number up; the bound only
-        // guards against a server that ignores the filter and the page window.
         for _ in 0..100_000 {
             if emitted.len() >= self.max_per_poll {
                 break;
@@ -121,21 +155,49 @@ impl OrderPoller {
                 .sort("entity_id", Direction::Asc)
                 .page_size(self.page_size)
                 .current_page(page)
-                .fields(crate::model::order_fields::search_fields());
+                .fields(CHANGED_FIELDS);
             let result = self.client.search("orders", &criteria).await?;
             let got = result.items.len();
             let mut last_ts: Option<String> = None;
-            for order in result.items {
-                let key = order_key(&order)?;
+            let mut changed = Vec::new();
+            let mut whole = Vec::new();
+            for item in result.items {
+                let key = order_key(&item)?;
                 if key.1 > newest {
                     newest = key.1.clone();
                 }
                 if last_ts.as_ref().is_none_or(|t| key.1 > *t) {
                     last_ts = Some(key.1.clone());
                 }
-                if seen.insert(key) {
-                    emitted.push(order);
+                if seen.insert(key.clone()) {
+                    changed.push(ChangedOrder {
+                        entity_id: key.0,
+                        increment_id: item
+                            .get("increment_id")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
+                    });
+                    // A server that ignores `fields` sent the whole order already.
+                    if is_whole(&item) {
+                        whole.push(item);
+                    }
                 }
+            }
+            if !changed.is_empty() {
+                let picked = wanted(changed).await;
+                let mut read = Vec::new();
+                let mut kept: HashSet<u64> = HashSet::new();
+                for order in whole {
+                    let id = order_key(&order)?.0;
+                    if picked.contains(&id) {
+                        kept.insert(id);
+                        read.push(order);
+                    }
+                }
+                let fetch = picked.into_iter().filter(|id| !kept.contains(id)).collect();
+                read.extend(self.fetch(fetch).await?);
+                read.sort_by_cached_key(|o| order_key(o).ok().map(|(id, ts)| (ts, id)));
+                emitted.extend(read);
             }
             let fetched = u64::from(page) * u64::from(self.page_size);
             let last_page = got < self.page_size as usize || fetched >= result.total_count;
@@ -157,13 +219,23 @@ impl OrderPoller {
         Ok((emitted, next))
     }
 
-    /// The orders in `[start, before)` (the overlap window behind the cursor) that were not
-    /// returned yet: late commits. The window is re-read on every poll, and most of it was
-    /// seen, so it is read by key only (`fields=items[entity_id,updated_at]`) and only the
-    /// unseen orders are then fetched whole. Without this, every order the engine writes back
-    /// to (which bumps its `updated_at`) came back in full on every poll for `overlap`
-    /// seconds: at 10 orders/s and a 120 s overlap, 600 full orders/s re-read for nothing.
-    /// A server that ignores `fields` returns whole orders, which are then used as they are.
+    /// Orders by `entity_id`, with the projected fields, oldest change first.
+    async fn fetch(&self, mut ids: Vec<u64>) -> Result<Vec<Value>, MagentoError> {
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(super::config::MAX_PAGE_SIZE as usize) {
+            let ids: Vec<String> = chunk.iter().map(u64::to_string).collect();
+            let criteria = SearchCriteria::new()
+                .any_of([super::criteria::Filter::one_of("entity_id", &ids)])
+                .sort("entity_id", Direction::Asc)
+                .fields(crate::model::order_fields::search_fields());
+            out.extend(self.client.search_all("orders", &criteria).await?);
+        }
+        out.sort_by_cached_key(|o| order_key(o).ok().map(|(id, ts)| (ts, id)));
+        Ok(out)
+    }
+
     async fn sweep(
         &self,
         start: &str,
@@ -214,16 +286,7 @@ impl OrderPoller {
                 _ => page += 1,
             }
         }
-        missing.sort_unstable();
-        missing.dedup();
-        for chunk in missing.chunks(page_size as usize) {
-            let ids: Vec<String> = chunk.iter().map(u64::to_string).collect();
-            let criteria = SearchCriteria::new()
-                .any_of([super::criteria::Filter::one_of("entity_id", &ids)])
-                .sort("entity_id", Direction::Asc)
-                .fields(crate::model::order_fields::search_fields());
-            whole.extend(self.client.search_all("orders", &criteria).await?);
-        }
+        whole.extend(self.fetch(missing).await?);
         whole.sort_by_cached_key(|o| order_key(o).ok().map(|(id, ts)| (ts, id)));
         Ok(whole)
     }
