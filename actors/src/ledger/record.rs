@@ -17,52 +17,55 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+/// The text is valid JSON: it is written by serde_json here, or checked when it arrives
+/// from outside; the ledger's own stored copies are trusted (the ledger wrote them), which
+/// spares every read a second validation of every record.
 #[derive(Clone)]
-pub struct Record(Arc<RawValue>);
+pub struct Record(Arc<str>);
 
 impl Record {
     /// The record for a parsed value (serialised once, here).
     pub fn from_value(value: &Value) -> Record {
         let text = serde_json::to_string(value).expect("a serde_json::Value always serialises");
-        Record::from_json(text).expect("serde_json wrote valid JSON")
+        Record(Arc::from(text))
     }
 
     /// The record for JSON text; `Err` if the text is not one JSON value.
     pub fn from_json(text: String) -> Result<Record, serde_json::Error> {
-        RawValue::from_string(text).map(|raw| Record(Arc::from(raw)))
+        RawValue::from_string(text).map(|raw| Record(Arc::from(raw.get())))
     }
 
     /// `null`: an entity that carries no record.
     pub fn null() -> Record {
-        Record::from_json("null".to_owned()).expect("null is JSON")
+        Record(Arc::from("null"))
     }
 
     /// The whole record, parsed.
     pub fn value(&self) -> Value {
-        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
     }
 
     /// One top-level field, parsed; `None` if absent or the record is not an object.
     /// Only that field is built; the others are skipped over.
     pub fn field(&self, name: &str) -> Option<Value> {
-        let fields: HashMap<&str, &RawValue> = serde_json::from_str(self.0.get()).ok()?;
+        let fields: HashMap<&str, &RawValue> = serde_json::from_str(&self.0).ok()?;
         serde_json::from_str(fields.get(name)?.get()).ok()
     }
 
     /// The JSON text.
     pub fn json(&self) -> &str {
-        self.0.get()
+        &self.0
     }
 
-    /// A record as the ledger stored it (`ENTITY_TO_RECORD`).
+    /// A record as the ledger stored it (`ENTITY_TO_RECORD`): text the ledger wrote from a
+    /// `Record`, so only its encoding is checked.
     pub(crate) fn from_stored(key: &str, bytes: &[u8]) -> Result<Record, LedgerError> {
-        let bad = |reason: String| LedgerError::Decode {
+        let text = std::str::from_utf8(bytes).map_err(|e| LedgerError::Decode {
             what: "record",
             key: key.to_owned(),
-            reason,
-        };
-        let text = String::from_utf8(bytes.to_vec()).map_err(|e| bad(e.to_string()))?;
-        Record::from_json(text).map_err(|e| bad(e.to_string()))
+            reason: e.to_string(),
+        })?;
+        Ok(Record(Arc::from(text)))
     }
 }
 
@@ -80,7 +83,7 @@ impl Default for Record {
 
 impl PartialEq for Record {
     fn eq(&self, other: &Record) -> bool {
-        self.0.get() == other.0.get()
+        self.0 == other.0
     }
 }
 
@@ -88,19 +91,22 @@ impl Eq for Record {}
 
 impl fmt::Debug for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.get())
+        f.write_str(&self.0)
     }
 }
 
 impl Serialize for Record {
+    /// Written as the JSON value it is, not as a string. Rare now (dead-letter payloads,
+    /// views); the ledger writes records as bytes.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
+        let raw: &RawValue = serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Record {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Record, D::Error> {
-        Box::<RawValue>::deserialize(deserializer).map(|raw| Record(Arc::from(raw)))
+        Box::<RawValue>::deserialize(deserializer).map(|raw| Record(Arc::from(raw.get())))
     }
 }
 
