@@ -17,10 +17,12 @@ use super::intents::{Sendable, commit_intents, fail_sent, put_batch};
 use super::invoices::commit_all;
 use super::stage::{RoundError, RoundReport, StageWorker};
 use crate::budget::Priority;
-use crate::ledger::{EntityState, Stage, Write};
+use crate::ledger::{EntityState, Record, Stage, Write};
 use crate::mapping::payment_for;
+use crate::mapping::rules::MappingRules;
 use crate::model::RecordError;
 use crate::model::money::parse_money;
+use crate::model::order_fields::project;
 use crate::xero::ElementOutcome;
 
 const ACTOR: &str = "payments";
@@ -200,6 +202,72 @@ impl PaymentsWorker {
     }
 }
 
+impl PaymentsWorker {
+    /// Magento's current copies (projected) of `orders`, by entity id; empty when Magento
+    /// cannot be read, and the stored copies decide as before.
+    async fn current_copies(&self, orders: &[EntityState]) -> HashMap<u64, Value> {
+        let ids: Vec<u64> = orders
+            .iter()
+            .filter_map(|s| s.links.get("magento_entity_id")?.parse().ok())
+            .collect();
+        if ids.is_empty() {
+            return HashMap::new();
+        }
+        match self.ctx.magento.orders_by_id(&ids).await {
+            Ok(found) => found
+                .into_iter()
+                .filter_map(|o| {
+                    let id = match o.get("entity_id")? {
+                        Value::Number(n) => n.as_u64()?,
+                        Value::String(t) => t.trim().parse().ok()?,
+                        _ => return None,
+                    };
+                    Some((id, project(o)))
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not re-read unpaid orders from Magento; deciding from the stored copies.");
+                HashMap::new()
+            }
+        }
+    }
+}
+
+/// The payment body and amount for an order (its parsed copy `raw`), `None` when nothing is
+/// paid.
+fn plan(
+    ctx: &LinkContext,
+    s: &EntityState,
+    raw: &Value,
+    rules: &MappingRules,
+) -> Result<Option<(Value, Decimal)>, RecordError> {
+    let invoice_id = s.links.get("invoice_id").cloned().unwrap_or_default();
+    let Some(p) = ctx
+        .parse_order(raw)
+        .and_then(|order| payment_for(&order, &invoice_id, rules))?
+    else {
+        return Ok(None);
+    };
+    let body = serde_json::to_value(&p)
+        .map_err(|e| RecordError::new(record_name(&s.key), "payment", e.to_string()))?;
+    let amount = body
+        .get("Amount")
+        .and_then(|a| parse_money(a).ok())
+        .unwrap_or_default();
+    Ok(Some((body, amount)))
+}
+
+/// Nothing paid yet (e.g. bank transfer): wait for Magento or Xero to say so.
+fn skipped(mut s: EntityState) -> Write {
+    s.stage = Stage::Skipped;
+    s.intent = None;
+    Write::Put {
+        state: s,
+        actor: ACTOR.into(),
+        detail: "awaiting payment: nothing paid in Magento yet".into(),
+    }
+}
+
 impl StageWorker for PaymentsWorker {
     async fn round(&self) -> Result<RoundReport, RoundError> {
         let ctx = &self.ctx;
@@ -217,35 +285,40 @@ impl StageWorker for PaymentsWorker {
         candidates.extend(ready);
         let rules = ctx.rules();
         let mut planned = Vec::new();
-        for mut s in candidates {
-            let invoice_id = s.links.get("invoice_id").cloned().unwrap_or_default();
-            let plan = ctx
-                .parse_order(&s.data.value())
-                .and_then(|order| payment_for(&order, &invoice_id, &rules));
-            match plan {
-                Ok(Some(p)) => match serde_json::to_value(&p) {
-                    Ok(body) => {
-                        let amount = body
-                            .get("Amount")
-                            .and_then(|a| parse_money(a).ok())
-                            .unwrap_or_default();
-                        planned.push((s, body, amount));
-                    }
-                    Err(e) => {
-                        let err = RecordError::new(record_name(&s.key), "payment", e.to_string());
-                        writes.push(vec![bury(&s, ACTOR, &err, None)]);
-                        report.dead += 1;
-                    }
-                },
+        let mut unpaid = Vec::new();
+        for s in candidates {
+            match plan(ctx, &s, &s.data.value(), &rules) {
+                Ok(Some((body, amount))) => planned.push((s, body, amount)),
+                Ok(None) => unpaid.push(s),
+                Err(e) => {
+                    writes.push(vec![bury(&s, ACTOR, &e, None)]);
+                    report.dead += 1;
+                }
+            }
+        }
+        // The stored copy says nothing is paid. Ingest refreshes it only while a change can
+        // matter (not while the invoice call is in flight), so a payment Magento took then
+        // is missing from it: ask Magento for the current copies, in one search, before
+        // calling any order unpaid.
+        let current = self.current_copies(&unpaid).await;
+        for mut s in unpaid {
+            let fresh = s
+                .links
+                .get("magento_entity_id")
+                .and_then(|id| id.parse::<u64>().ok())
+                .and_then(|id| current.get(&id))
+                .map(|raw| (Record::from_value(raw), raw))
+                .filter(|(record, _)| *record != s.data);
+            let Some((record, raw)) = fresh else {
+                writes.push(vec![skipped(s)]);
+                report.done += 1;
+                continue;
+            };
+            s.data = record;
+            match plan(ctx, &s, raw, &rules) {
+                Ok(Some((body, amount))) => planned.push((s, body, amount)),
                 Ok(None) => {
-                    // Nothing paid yet (e.g. bank transfer): wait for Magento or Xero to say so.
-                    s.stage = Stage::Skipped;
-                    s.intent = None;
-                    writes.push(vec![Write::Put {
-                        state: s,
-                        actor: ACTOR.into(),
-                        detail: "awaiting payment: nothing paid in Magento yet".into(),
-                    }]);
+                    writes.push(vec![skipped(s)]);
                     report.done += 1;
                 }
                 Err(e) => {

@@ -220,18 +220,8 @@ impl OrderPoller {
     }
 
     /// Orders by `entity_id`, with the projected fields, oldest change first.
-    async fn fetch(&self, mut ids: Vec<u64>) -> Result<Vec<Value>, MagentoError> {
-        ids.sort_unstable();
-        ids.dedup();
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(super::config::MAX_PAGE_SIZE as usize) {
-            let ids: Vec<String> = chunk.iter().map(u64::to_string).collect();
-            let criteria = SearchCriteria::new()
-                .any_of([super::criteria::Filter::one_of("entity_id", &ids)])
-                .sort("entity_id", Direction::Asc)
-                .fields(crate::model::order_fields::search_fields());
-            out.extend(self.client.search_all("orders", &criteria).await?);
-        }
+    async fn fetch(&self, ids: Vec<u64>) -> Result<Vec<Value>, MagentoError> {
+        let mut out = self.client.orders_by_id(&ids).await?;
         out.sort_by_cached_key(|o| order_key(o).ok().map(|(id, ts)| (ts, id)));
         Ok(out)
     }

@@ -1,0 +1,99 @@
+//! A payment Magento takes while the order's invoice call is in flight.
+//!
+//! Ingest does not take Magento's changes to an order in `invoice_posting` (its invoice
+//! intent was built from the stored copy), so the poll moves past such a change. The payments
+//! stage then decides from the stored copy, which says nothing is paid; before it calls the
+//! order unpaid it asks Magento for the current copy, and the payment reaches Xero.
+
+mod common;
+
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use common::{
+    XeroReader, dec, dec_or_zero, magento_admin_token, payments_by_invoice_number, sandbox_env,
+    sync_once,
+};
+use tally_actors::ledger::{Ledger, Stage, Write};
+use tally_actors::link::ingest::CURSOR;
+use tally_actors::magento::OrderCursor;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_taken_while_the_invoice_was_in_flight_reaches_xero() {
+    let env = sandbox_env(11, 60, 120.0).await;
+    let (run, summary) = sync_once(&env.config).await;
+    assert_eq!(run.code, Some(0), "{summary}\n{}", run.stderr);
+
+    let unpaid = env
+        .seeded_orders()
+        .into_iter()
+        .find(|o| dec_or_zero(&o["payment"], "amount_paid") == Decimal::ZERO)
+        .expect("the seed has an unpaid order");
+    let entity_id = unpaid["entity_id"].as_i64().unwrap();
+    let number = unpaid["increment_id"].as_str().unwrap().to_owned();
+    let key = format!("order:{number}");
+    {
+        let ledger = Ledger::open(&env.ledger).unwrap();
+        let s = ledger.get(&key).await.unwrap().unwrap();
+        assert_eq!(s.stage, Stage::Skipped, "unpaid after the first sync");
+    }
+
+    // Magento captures the payment (an invoice with capture, as a payment gateway does).
+    let token = magento_admin_token(&env).await;
+    reqwest::Client::new()
+        .post(format!(
+            "{}/V1/order/{entity_id}/invoice",
+            env.sandbox.magento_base_url()
+        ))
+        .bearer_auth(&token)
+        .json(&json!({ "capture": true }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .expect("Magento invoiced and captured the order");
+    let paid = env.sandbox.magento.order(entity_id).unwrap();
+    let amount = dec(&paid["payment"]["amount_paid"]);
+    assert_eq!(amount, dec(&paid["grand_total"]));
+
+    // The ledger as it stood when that change was polled past: the order just invoiced,
+    // its stored copy unpaid, and the cursor beyond Magento's change.
+    {
+        let ledger = Ledger::open(&env.ledger).unwrap();
+        let mut s = ledger.get(&key).await.unwrap().unwrap();
+        s.stage = Stage::Invoiced;
+        let stored_paid = s.data.value()["payment"]["amount_paid"].clone();
+        assert!(
+            stored_paid.is_null() || dec(&stored_paid) == Decimal::ZERO,
+            "{stored_paid}"
+        );
+        let past = OrderCursor::starting_at("2099-01-01 00:00:00");
+        ledger
+            .commit(vec![
+                Write::Put {
+                    state: s,
+                    actor: "test".into(),
+                    detail: "as while the invoice call was in flight".into(),
+                },
+                Write::SetCursor {
+                    name: CURSOR.into(),
+                    value: serde_json::to_value(&past).unwrap(),
+                },
+            ])
+            .await
+            .unwrap();
+    }
+
+    let (run, summary) = sync_once(&env.config).await;
+    assert_eq!(run.code, Some(0), "{summary}\n{}", run.stderr);
+    let xero = XeroReader::connect(&env.config).await;
+    let payments = payments_by_invoice_number(&xero.all("Payments").await);
+    let found = payments.get(&number).map(Vec::as_slice).unwrap_or_default();
+    assert_eq!(found.len(), 1, "order {number}: payments {found:?}");
+    assert_eq!(dec(&found[0]["Amount"]), amount);
+
+    let ledger = Ledger::open(&env.ledger).unwrap();
+    let s = ledger.get(&key).await.unwrap().unwrap();
+    assert_eq!(s.stage, Stage::WrittenBack, "paid and written back");
+    assert_eq!(dec(&s.data.value()["payment"]["amount_paid"]), amount);
+}
