@@ -3,7 +3,10 @@
 //! Ingest does not take Magento's changes to an order in `invoice_posting` (its invoice
 //! intent was built from the stored copy), so the poll moves past such a change. The payments
 //! stage then decides from the stored copy, which says nothing is paid; before it calls the
-//! order unpaid it asks Magento for the current copy, and the payment reaches Xero.
+//! order unpaid it asks Magento for the current copy, and the payment reaches Xero. Here the
+//! window is recreated in the ledger between two runs, so the second run finds an order
+//! ingested before it started, which it re-checks because the run that passed the change
+//! may have died (`link/passed_over.rs`; within one run, the poll notes the order itself).
 
 mod common;
 

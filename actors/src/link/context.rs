@@ -82,6 +82,8 @@ pub struct LinkContext {
     pub names: LinkNames,
     /// The Magento REST base URL, for display.
     pub magento_base: String,
+    /// Orders whose Magento change the poll moved past while their invoice was in flight.
+    pub passed_over: super::passed_over::PassedOver,
 }
 
 /// Milliseconds since the Unix epoch: the ledger's time unit.

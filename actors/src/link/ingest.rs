@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::context::{LinkContext, bury, now_ms};
 use super::stage::{RoundError, RoundReport, StageWorker};
-use crate::ledger::{EntityKind, EntityState, Record, Stage, Write};
+use crate::ledger::{EntityKind, EntityState, LedgerError, Record, Stage, Write};
 use crate::magento::{ChangedOrder, OrderCursor, OrderPoller};
 use crate::model::order_fields::project;
 
@@ -115,6 +115,7 @@ impl StageWorker for IngestWorker {
                 None => OrderCursor::default(),
             };
         let ledger = &ctx.ledger;
+        let passed_over = &ctx.passed_over;
         let wanted = |changed: Vec<ChangedOrder>| async move {
             let keys = changed
                 .iter()
@@ -130,11 +131,17 @@ impl StageWorker for IngestWorker {
             changed
                 .into_iter()
                 .filter(|c| {
-                    c.increment_id.as_deref().is_none_or(|id| {
-                        stages
-                            .get(&EntityKind::Order.key(id))
-                            .is_none_or(|stage| takes_updates(*stage))
-                    })
+                    let Some(id) = c.increment_id.as_deref() else {
+                        return true;
+                    };
+                    let key = EntityKind::Order.key(id);
+                    match stages.get(&key) {
+                        Some(stage) if !takes_updates(*stage) => {
+                            passed_over.note(&key, *stage);
+                            false
+                        }
+                        _ => true,
+                    }
                 })
                 .map(|c| c.entity_id)
                 .collect()
@@ -248,11 +255,18 @@ impl StageWorker for IngestWorker {
             name: CURSOR.into(),
             value,
         });
-        ctx.ledger
-            .commit(writes)
-            .await
-            .map_err(|e| format!("ledger: {e}"))?;
-        Ok(report)
+        match ctx.ledger.commit(writes).await {
+            Ok(_) => Ok(report),
+            // Another stage moved one of these orders between the read and this commit.
+            // The commit is all or nothing and the cursor did not move, so the next poll
+            // reads the same changes again against the newer states; failing the round
+            // would only restart the actor for a race it already recovers from.
+            Err(LedgerError::VersionConflict { key, .. }) => {
+                tracing::debug!(%key, "Order moved on while ingest read it; polling again.");
+                Ok(RoundReport::default())
+            }
+            Err(e) => Err(format!("ledger: {e}").into()),
+        }
     }
 }
 

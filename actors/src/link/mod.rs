@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod intents;
 pub mod invoices;
 pub mod keys;
+pub mod passed_over;
 pub mod payments;
 pub mod runner;
 pub mod stage;

@@ -288,7 +288,10 @@ impl StageWorker for PaymentsWorker {
         let mut unpaid = Vec::new();
         for s in candidates {
             match plan(ctx, &s, &s.data.value(), &rules) {
-                Ok(Some((body, amount))) => planned.push((s, body, amount)),
+                Ok(Some((body, amount))) => {
+                    ctx.passed_over.forget(&s.key);
+                    planned.push((s, body, amount));
+                }
                 Ok(None) => unpaid.push(s),
                 Err(e) => {
                     writes.push(vec![bury(&s, ACTOR, &e, None)]);
@@ -296,12 +299,18 @@ impl StageWorker for PaymentsWorker {
                 }
             }
         }
-        // The stored copy says nothing is paid. Ingest refreshes it only while a change can
-        // matter (not while the invoice call is in flight), so a payment Magento took then
-        // is missing from it: ask Magento for the current copies, in one search, before
-        // calling any order unpaid.
-        let current = self.current_copies(&unpaid).await;
-        for mut s in unpaid {
+        // The stored copy says nothing is paid. Ingest does not take a change while the
+        // invoice call is in flight, so a payment Magento took then is missing from it: for
+        // those orders (`passed_over`), ask Magento for the current copies, in one search,
+        // before calling them unpaid.
+        let (recheck, settled): (Vec<_>, Vec<_>) =
+            unpaid.into_iter().partition(|s| ctx.passed_over.take(s));
+        for s in settled {
+            writes.push(vec![skipped(s)]);
+            report.done += 1;
+        }
+        let current = self.current_copies(&recheck).await;
+        for mut s in recheck {
             let fresh = s
                 .links
                 .get("magento_entity_id")

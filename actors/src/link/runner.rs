@@ -143,6 +143,7 @@ impl Link {
             catalogue_sources: RwLock::new((serde_json::Value::Null, Vec::new())),
             settings: cfg.settings,
             magento_base,
+            passed_over: super::passed_over::PassedOver::new(super::context::now_ms()),
             names: LinkNames {
                 prefix: format!("{}-{}", cfg.name, uuid::Uuid::new_v4().simple()),
             },
