@@ -255,18 +255,26 @@ impl StageWorker for IngestWorker {
             name: CURSOR.into(),
             value,
         });
-        match ctx.ledger.commit(writes).await {
-            Ok(_) => Ok(report),
-            // Another stage moved one of these orders between the read and this commit.
-            // The commit is all or nothing and the cursor did not move, so the next poll
-            // reads the same changes again against the newer states; failing the round
-            // would only restart the actor for a race it already recovers from.
-            Err(LedgerError::VersionConflict { key, .. }) => {
-                tracing::debug!(%key, "Order moved on while ingest read it; polling again.");
-                Ok(RoundReport::default())
-            }
-            Err(e) => Err(format!("ledger: {e}").into()),
+        settle(ctx.ledger.commit(writes).await.map(drop), report)
+    }
+}
+
+/// The round's result once its commit is done.
+fn settle(
+    committed: Result<(), LedgerError>,
+    report: RoundReport,
+) -> Result<RoundReport, RoundError> {
+    match committed {
+        Ok(()) => Ok(report),
+        // Another stage moved one of these orders between the read and this commit. The
+        // commit is all or nothing and the cursor did not move, so the next poll reads the
+        // same changes again against the newer states; failing the round would only restart
+        // the actor for a race it already recovers from.
+        Err(LedgerError::VersionConflict { key, .. }) => {
+            tracing::debug!(%key, "Order moved on while ingest read it; polling again.");
+            Ok(RoundReport::default())
         }
+        Err(e) => Err(format!("ledger: {e}").into()),
     }
 }
 
@@ -280,6 +288,56 @@ mod tests {
         s.stage = stage;
         s.version = 4;
         s
+    }
+
+    #[tokio::test]
+    async fn a_commit_beaten_by_another_stage_is_a_re_poll_not_a_failed_round() {
+        use crate::ledger::Ledger;
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path().join("t.redb")).unwrap();
+        let put = |state: EntityState| Write::Put {
+            state,
+            actor: "t".into(),
+            detail: String::new(),
+        };
+        let first = EntityState::new(EntityKind::Order, "000000001", json!({"a": 1}));
+        ledger.commit(vec![put(first)]).await.unwrap();
+        let stale = ledger.get("order:000000001").await.unwrap().unwrap();
+        let mut moved = stale.clone();
+        moved.stage = Stage::ContactReady;
+        ledger.commit(vec![put(moved)]).await.unwrap();
+
+        // Ingest's commit: its stale copy of the order and the cursor past it.
+        let mut refreshed = stale;
+        refreshed.data = json!({"a": 2}).into();
+        let cursor = Write::SetCursor {
+            name: CURSOR.into(),
+            value: json!({"updated_at": "2024-01-01 00:00:00", "seen": []}),
+        };
+        let committed = ledger.commit(vec![put(refreshed), cursor]).await.map(drop);
+        let report = RoundReport {
+            picked: 1,
+            done: 1,
+            ..Default::default()
+        };
+        assert_eq!(settle(committed, report).unwrap(), RoundReport::default());
+        assert_eq!(
+            ledger.cursor(CURSOR).await.unwrap(),
+            None,
+            "the cursor did not move"
+        );
+        let stored = ledger.get("order:000000001").await.unwrap().unwrap();
+        assert_eq!(
+            (stored.stage, stored.data.value()),
+            (Stage::ContactReady, json!({"a": 1}))
+        );
+
+        let other = Err(LedgerError::NotFound { key: "x".into() });
+        assert!(
+            settle(other, report).is_err(),
+            "any other ledger error fails the round"
+        );
+        assert_eq!(settle(Ok(()), report).unwrap(), report);
     }
 
     #[test]
