@@ -100,3 +100,78 @@ async fn a_payment_taken_while_the_invoice_was_in_flight_reaches_xero() {
     assert_eq!(s.stage, Stage::WrittenBack, "paid and written back");
     assert_eq!(dec(&s.data.value()["payment"]["amount_paid"]), amount);
 }
+
+/// The same window inside one run: the poll itself notes the order whose change it passes
+/// while the invoice call is in flight (slowed down here so the window is seconds wide).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_taken_during_the_invoice_call_of_the_same_run_reaches_xero() {
+    use std::time::{Duration, Instant};
+    use tally_actors::link::Link;
+    use tally_fixtures::faults::FaultProfile;
+
+    let env = sandbox_env(11, 30, 600.0).await;
+    let unpaid = env
+        .seeded_orders()
+        .into_iter()
+        .find(|o| dec_or_zero(&o["payment"], "amount_paid") == Decimal::ZERO)
+        .expect("the seed has an unpaid order");
+    let entity_id = unpaid["entity_id"].as_i64().unwrap();
+    let number = unpaid["increment_id"].as_str().unwrap().to_owned();
+    let key = format!("order:{number}");
+    let config = common::config_with(
+        &env,
+        "fast-poll.toml",
+        &[("magento", "poll_interval_secs", toml::Value::Integer(1))],
+    );
+    let (_raw, ctx) = tally::cmd::engine::connect(&config).await.unwrap();
+    // Every Xero answer now takes 3 s: the invoice call is in flight that long.
+    env.sandbox.xero.set_faults(FaultProfile {
+        latency_ms: 3_000,
+        ..FaultProfile::default()
+    });
+    let link = Link::start(ctx.clone()).await.unwrap();
+    let stage = || async { ctx.ledger.get(&key).await.unwrap().map(|s| s.stage) };
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while stage().await != Some(Stage::InvoicePosting) {
+        assert!(
+            Instant::now() < deadline,
+            "order {number} never reached invoice_posting"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let token = magento_admin_token(&env).await;
+    reqwest::Client::new()
+        .post(format!(
+            "{}/V1/order/{entity_id}/invoice",
+            env.sandbox.magento_base_url()
+        ))
+        .bearer_auth(&token)
+        .json(&json!({ "capture": true }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .expect("Magento invoiced and captured the order");
+    let amount = dec(&env.sandbox.magento.order(entity_id).unwrap()["payment"]["amount_paid"]);
+
+    let settled = loop {
+        if let Some(s @ (Stage::WrittenBack | Stage::Skipped | Stage::Dead)) = stage().await {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "order {number} never settled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    env.sandbox.xero.set_faults(FaultProfile::default());
+    link.stop().await;
+    assert_eq!(
+        settled,
+        Stage::WrittenBack,
+        "order {number} was paid in Magento"
+    );
+    let xero = XeroReader::connect(&env.config).await;
+    let payments = payments_by_invoice_number(&xero.all("Payments").await);
+    let found = payments.get(&number).map(Vec::as_slice).unwrap_or_default();
+    assert_eq!(found.len(), 1, "order {number}: payments {found:?}");
+    assert_eq!(dec(&found[0]["Amount"]), amount);
+}
