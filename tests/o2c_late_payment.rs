@@ -21,28 +21,21 @@ use tally_actors::ledger::{Ledger, Stage, Write};
 use tally_actors::link::ingest::CURSOR;
 use tally_actors::magento::OrderCursor;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_payment_taken_while_the_invoice_was_in_flight_reaches_xero() {
-    let env = sandbox_env(11, 60, 120.0).await;
-    let (run, summary) = sync_once(&env.config).await;
-    assert_eq!(run.code, Some(0), "{summary}\n{}", run.stderr);
-
+/// The entity id and increment id of a seeded order nothing has been paid on.
+fn first_unpaid(env: &common::SandboxEnv) -> (i64, String) {
     let unpaid = env
         .seeded_orders()
         .into_iter()
         .find(|o| dec_or_zero(&o["payment"], "amount_paid") == Decimal::ZERO)
         .expect("the seed has an unpaid order");
-    let entity_id = unpaid["entity_id"].as_i64().unwrap();
     let number = unpaid["increment_id"].as_str().unwrap().to_owned();
-    let key = format!("order:{number}");
-    {
-        let ledger = Ledger::open(&env.ledger).unwrap();
-        let s = ledger.get(&key).await.unwrap().unwrap();
-        assert_eq!(s.stage, Stage::Skipped, "unpaid after the first sync");
-    }
+    (unpaid["entity_id"].as_i64().unwrap(), number)
+}
 
-    // Magento captures the payment (an invoice with capture, as a payment gateway does).
-    let token = magento_admin_token(&env).await;
+/// Magento captures the order's payment (an invoice with capture, as a payment gateway
+/// does); returns the amount now paid, which is the grand total.
+async fn capture_in_magento(env: &common::SandboxEnv, entity_id: i64) -> Decimal {
+    let token = magento_admin_token(env).await;
     reqwest::Client::new()
         .post(format!(
             "{}/V1/order/{entity_id}/invoice",
@@ -58,6 +51,24 @@ async fn a_payment_taken_while_the_invoice_was_in_flight_reaches_xero() {
     let paid = env.sandbox.magento.order(entity_id).unwrap();
     let amount = dec(&paid["payment"]["amount_paid"]);
     assert_eq!(amount, dec(&paid["grand_total"]));
+    amount
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_taken_while_the_invoice_was_in_flight_reaches_xero() {
+    let env = sandbox_env(11, 60, 120.0).await;
+    let (run, summary) = sync_once(&env.config).await;
+    assert_eq!(run.code, Some(0), "{summary}\n{}", run.stderr);
+
+    let (entity_id, number) = first_unpaid(&env);
+    let key = format!("order:{number}");
+    {
+        let ledger = Ledger::open(&env.ledger).unwrap();
+        let s = ledger.get(&key).await.unwrap().unwrap();
+        assert_eq!(s.stage, Stage::Skipped, "unpaid after the first sync");
+    }
+
+    let amount = capture_in_magento(&env, entity_id).await;
 
     // The ledger as it stood when that change was polled past: the order just invoiced,
     // its stored copy unpaid, and the cursor beyond Magento's change.
@@ -110,13 +121,7 @@ async fn a_payment_taken_during_the_invoice_call_of_the_same_run_reaches_xero() 
     use tally_fixtures::faults::FaultProfile;
 
     let env = sandbox_env(11, 30, 600.0).await;
-    let unpaid = env
-        .seeded_orders()
-        .into_iter()
-        .find(|o| dec_or_zero(&o["payment"], "amount_paid") == Decimal::ZERO)
-        .expect("the seed has an unpaid order");
-    let entity_id = unpaid["entity_id"].as_i64().unwrap();
-    let number = unpaid["increment_id"].as_str().unwrap().to_owned();
+    let (entity_id, number) = first_unpaid(&env);
     let key = format!("order:{number}");
     let config = common::config_with(
         &env,
@@ -140,20 +145,7 @@ async fn a_payment_taken_during_the_invoice_call_of_the_same_run_reaches_xero() 
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let token = magento_admin_token(&env).await;
-    reqwest::Client::new()
-        .post(format!(
-            "{}/V1/order/{entity_id}/invoice",
-            env.sandbox.magento_base_url()
-        ))
-        .bearer_auth(&token)
-        .json(&json!({ "capture": true }))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .expect("Magento invoiced and captured the order");
-    let amount = dec(&env.sandbox.magento.order(entity_id).unwrap()["payment"]["amount_paid"]);
+    let amount = capture_in_magento(&env, entity_id).await;
 
     let settled = loop {
         if let Some(s @ (Stage::WrittenBack | Stage::Skipped | Stage::Dead)) = stage().await {
