@@ -15,6 +15,11 @@
 //! The cursor only moves forward to timestamps whose orders have all been returned, and the
 //! caller persists the new cursor together with (or after) the orders it was given, so a crash
 //! between the two re-delivers orders instead of losing them.
+//!
+//! Pages are read by key first (`entity_id`, `increment_id`, `updated_at`) and only the
+//! orders the caller wants are then fetched whole by id ([`OrderPoller::poll_wanted`]): most
+//! changes an engine sees in steady state are its own writeback re-saving orders it has
+//! already finished with, and reading those whole cost as much as reading new ones.
 
 use std::collections::HashSet;
 use std::time::Duration;
