@@ -408,6 +408,48 @@ async fn unwanted_changes_move_the_cursor_without_being_read_whole() {
     );
 }
 
+/// Changes nobody wants still end a poll after ten times its cap in keys, so the cursor
+/// moves through them in committed slices, and nothing is skipped or offered twice.
+#[tokio::test]
+async fn a_long_run_of_unwanted_changes_is_read_in_slices() {
+    let store: Store = Arc::default();
+    for i in 1..=40 {
+        put(&store, i, &format!("2024-05-01 10:{:02}:00", i));
+    }
+    let mock = start(store.clone(), None).await;
+    let p = poller(&mock, 5).with_max_per_poll(2);
+    let offered = Arc::new(Mutex::new(Vec::new()));
+    let mut cursor = OrderCursor::default();
+    let mut polls = 0;
+    loop {
+        let (got, next) = p
+            .poll_wanted(&cursor, |changed| {
+                let offered = offered.clone();
+                async move {
+                    let ids = changed.iter().map(|c| c.entity_id);
+                    offered.lock().unwrap().extend(ids);
+                    std::collections::HashSet::new()
+                }
+            })
+            .await
+            .unwrap();
+        assert!(got.is_empty());
+        polls += 1;
+        if next == cursor {
+            break;
+        }
+        cursor = next;
+        assert!(polls < 20, "the cursor keeps moving");
+    }
+    assert!(
+        polls >= 2,
+        "read in slices of about 20 keys, not in one poll ({polls})"
+    );
+    let seen = offered.lock().unwrap().clone();
+    assert_eq!(seen, (1..=40).collect::<Vec<u64>>(), "each offered once, in order");
+    assert_eq!(cursor.updated_at, "2024-05-01 10:40:00");
+}
+
 #[tokio::test]
 async fn seen_pairs_are_bounded_to_the_overlap_window() {
     let store: Store = Arc::default();

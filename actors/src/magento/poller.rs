@@ -34,6 +34,9 @@ use super::error::MagentoError;
 
 const TIMESTAMP: &str = "%Y-%m-%d %H:%M:%S";
 
+/// How many keys one poll may read per order it may return (see `with_max_per_poll`).
+const KEYS_PER_WANTED: usize = 10;
+
 /// What the forward read asks for first: enough to know what changed and whose it is.
 pub const CHANGED_FIELDS: &str = "items[entity_id,increment_id,updated_at],total_count";
 
@@ -100,7 +103,9 @@ impl OrderPoller {
 
     /// Caps how many new orders one poll returns, so a large backlog is committed in slices;
     /// a poll that hits the cap returns at least that many and the caller polls again at
-    /// once. The cap is checked after whole pages.
+    /// once. The cap is checked after whole pages. A poll also stops after reading ten
+    /// times the cap in keys, so a long run of changes the caller does not want (its own
+    /// writeback of a backfill) still moves the cursor in committed slices.
     pub fn with_max_per_poll(mut self, max: usize) -> Self {
         self.max_per_poll = max.max(1);
         self
@@ -147,6 +152,7 @@ impl OrderPoller {
         }
         let mut from = (!cursor.updated_at.is_empty()).then(|| cursor.updated_at.clone());
         let mut page: u32 = 1;
+        let mut scanned = 0usize;
         for _ in 0..100_000 {
             if emitted.len() >= self.max_per_poll {
                 break;
@@ -206,7 +212,10 @@ impl OrderPoller {
             }
             let fetched = u64::from(page) * u64::from(self.page_size);
             let last_page = got < self.page_size as usize || fetched >= result.total_count;
-            if last_page || emitted.len() >= self.max_per_poll {
+            scanned += got;
+            let enough = emitted.len() >= self.max_per_poll
+                || scanned >= self.max_per_poll.saturating_mul(KEYS_PER_WANTED);
+            if last_page || enough {
                 break;
             }
             match last_ts {
