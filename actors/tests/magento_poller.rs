@@ -446,7 +446,11 @@ async fn a_long_run_of_unwanted_changes_is_read_in_slices() {
         "read in slices of about 20 keys, not in one poll ({polls})"
     );
     let seen = offered.lock().unwrap().clone();
-    assert_eq!(seen, (1..=40).collect::<Vec<u64>>(), "each offered once, in order");
+    assert_eq!(
+        seen,
+        (1..=40).collect::<Vec<u64>>(),
+        "each offered once, in order"
+    );
     assert_eq!(cursor.updated_at, "2024-05-01 10:40:00");
 }
 
