@@ -116,6 +116,17 @@ async fn a_payment_taken_while_the_invoice_was_in_flight_reaches_xero() {
 /// while the invoice call is in flight (slowed down here so the window is seconds wide).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_taken_during_the_invoice_call_of_the_same_run_reaches_xero() {
+    same_run_window(false).await;
+}
+
+/// As above, with Magento unreachable when the payments stage asks it: unconfirmed is not
+/// unpaid, so the order waits for a retry (still marked) and is paid once Magento answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_recheck_is_retried_not_taken_for_unpaid() {
+    same_run_window(true).await;
+}
+
+async fn same_run_window(magento_down_at_decision: bool) {
     use std::time::{Duration, Instant};
     use tally_actors::link::Link;
     use tally_fixtures::faults::FaultProfile;
@@ -126,7 +137,10 @@ async fn a_payment_taken_during_the_invoice_call_of_the_same_run_reaches_xero() 
     let config = common::config_with(
         &env,
         "fast-poll.toml",
-        &[("magento", "poll_interval_secs", toml::Value::Integer(1))],
+        &[
+            ("magento", "poll_interval_secs", toml::Value::Integer(1)),
+            ("sync", "retry_base_ms", toml::Value::Integer(200)),
+        ],
     );
     let (_raw, ctx) = tally::cmd::engine::connect(&config).await.unwrap();
     // Every Xero answer now takes 3 s: the invoice call is in flight that long.
@@ -135,7 +149,8 @@ async fn a_payment_taken_during_the_invoice_call_of_the_same_run_reaches_xero() 
         ..FaultProfile::default()
     });
     let link = Link::start(ctx.clone()).await.unwrap();
-    let stage = || async { ctx.ledger.get(&key).await.unwrap().map(|s| s.stage) };
+    let state = || async { ctx.ledger.get(&key).await.unwrap() };
+    let stage = || async { state().await.map(|s| s.stage) };
 
     let deadline = Instant::now() + Duration::from_secs(120);
     while stage().await != Some(Stage::InvoicePosting) {
@@ -146,6 +161,32 @@ async fn a_payment_taken_during_the_invoice_call_of_the_same_run_reaches_xero() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let amount = capture_in_magento(&env, entity_id).await;
+    if magento_down_at_decision {
+        // A poll (every second) notes the order before Magento goes down.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        env.sandbox.magento.set_faults(FaultProfile {
+            error_5xx_rate: 1.0,
+            ..FaultProfile::default()
+        });
+        loop {
+            let s = state().await.unwrap();
+            if s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("confirm it is unpaid"))
+            {
+                assert_eq!(
+                    s.stage,
+                    Stage::Invoiced,
+                    "waiting for its retry, not skipped"
+                );
+                break;
+            }
+            assert_ne!(s.stage, Stage::Skipped, "order {number} taken for unpaid");
+            assert!(Instant::now() < deadline, "the re-check never failed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        env.sandbox.magento.set_faults(FaultProfile::default());
+    }
 
     let settled = loop {
         if let Some(s @ (Stage::WrittenBack | Stage::Skipped | Stage::Dead)) = stage().await {

@@ -454,7 +454,7 @@ impl StageWorker for ContactsWorker {
                     // A dead letter whose fixed copy ingest already stored parses here, but
                     // ingest never gave it a good order's links; writeback needs this one.
                     if !o.links.contains_key("magento_entity_id")
-                        && let Some(id) = value.get("entity_id").and_then(Value::as_u64)
+                        && let Some(id) = crate::magento::order_entity_id(&value)
                     {
                         o.links.insert("magento_entity_id".into(), id.to_string());
                     }

@@ -215,7 +215,7 @@ impl StageWorker for IngestWorker {
             }
             match ctx.parse_order(&raw) {
                 Ok(order) => {
-                    if let Some(id) = raw.get("entity_id").and_then(Value::as_u64) {
+                    if let Some(id) = crate::magento::order_entity_id(&raw) {
                         state
                             .links
                             .insert("magento_entity_id".into(), id.to_string());

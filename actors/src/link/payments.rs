@@ -18,6 +18,7 @@ use super::invoices::commit_all;
 use super::stage::{RoundError, RoundReport, StageWorker};
 use crate::budget::Priority;
 use crate::ledger::{EntityState, Record, Stage, Write};
+use crate::magento::{MagentoError, order_entity_id};
 use crate::mapping::payment_for;
 use crate::mapping::rules::MappingRules;
 use crate::model::RecordError;
@@ -203,33 +204,23 @@ impl PaymentsWorker {
 }
 
 impl PaymentsWorker {
-    /// Magento's current copies (projected) of `orders`, by entity id; empty when Magento
-    /// cannot be read, and the stored copies decide as before.
-    async fn current_copies(&self, orders: &[EntityState]) -> HashMap<u64, Value> {
+    /// Magento's current copies (projected) of `orders`, by entity id.
+    async fn current_copies(
+        &self,
+        orders: &[EntityState],
+    ) -> Result<HashMap<u64, Value>, MagentoError> {
         let ids: Vec<u64> = orders
             .iter()
             .filter_map(|s| s.links.get("magento_entity_id")?.parse().ok())
             .collect();
         if ids.is_empty() {
-            return HashMap::new();
+            return Ok(HashMap::new());
         }
-        match self.ctx.magento.orders_by_id(&ids).await {
-            Ok(found) => found
-                .into_iter()
-                .filter_map(|o| {
-                    let id = match o.get("entity_id")? {
-                        Value::Number(n) => n.as_u64()?,
-                        Value::String(t) => t.trim().parse().ok()?,
-                        _ => return None,
-                    };
-                    Some((id, project(o)))
-                })
-                .collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "Could not re-read unpaid orders from Magento; deciding from the stored copies.");
-                HashMap::new()
-            }
-        }
+        let found = self.ctx.magento.orders_by_id(&ids).await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|o| Some((order_entity_id(&o)?, project(o))))
+            .collect())
     }
 }
 
@@ -303,14 +294,30 @@ impl StageWorker for PaymentsWorker {
         // invoice call is in flight, so a payment Magento took then is missing from it: for
         // those orders (`passed_over`), ask Magento for the current copies, in one search,
         // before calling them unpaid.
-        let (recheck, settled): (Vec<_>, Vec<_>) =
-            unpaid.into_iter().partition(|s| ctx.passed_over.take(s));
+        let (mut recheck, settled): (Vec<_>, Vec<_>) = unpaid
+            .into_iter()
+            .partition(|s| ctx.passed_over.needs_check(s));
         for s in settled {
             writes.push(vec![skipped(s)]);
             report.done += 1;
         }
-        let current = self.current_copies(&recheck).await;
+        let current = match self.current_copies(&recheck).await {
+            Ok(current) => current,
+            Err(e) => {
+                // Unconfirmed is not unpaid: these wait for their retry, still marked.
+                let reason =
+                    format!("could not read the order from Magento to confirm it is unpaid: {e}");
+                for s in recheck.drain(..) {
+                    let (w, dead) = fail_or_bury(ctx, s, ACTOR, &reason, None);
+                    report.retrying += usize::from(!dead);
+                    report.dead += usize::from(dead);
+                    writes.push(vec![w]);
+                }
+                HashMap::new()
+            }
+        };
         for mut s in recheck {
+            ctx.passed_over.forget(&s.key);
             let fresh = s
                 .links
                 .get("magento_entity_id")

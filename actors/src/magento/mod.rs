@@ -18,4 +18,4 @@ pub use config::{AuthMode, MAX_PAGE_SIZE, MagentoConfig};
 pub use criteria::{Condition, Direction, Filter, SearchCriteria};
 pub use encode::{query_string, rfc3986};
 pub use error::{FailureKind, MagentoError, render_error_body, render_message};
-pub use poller::{CHANGED_FIELDS, ChangedOrder, OrderCursor, OrderPoller};
+pub use poller::{CHANGED_FIELDS, ChangedOrder, OrderCursor, OrderPoller, order_entity_id};

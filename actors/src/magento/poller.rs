@@ -330,18 +330,24 @@ fn parse_ts(value: &str) -> Result<NaiveDateTime, MagentoError> {
     })
 }
 
+/// An order's `entity_id`, which Magento sends as a number or, from some endpoints and
+/// extensions, as a numeric string.
+pub fn order_entity_id(order: &Value) -> Option<u64> {
+    match order.get("entity_id")? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
 fn order_key(order: &Value) -> Result<(u64, String), MagentoError> {
     let decode = |reason: &str| MagentoError::Decode {
         method: "GET".into(),
         path: "/V1/orders".into(),
         reason: reason.to_string(),
     };
-    let id = match order.get("entity_id") {
-        Some(Value::Number(n)) => n.as_u64(),
-        Some(Value::String(s)) => s.parse().ok(),
-        _ => None,
-    }
-    .ok_or_else(|| decode("an order without a numeric entity_id"))?;
+    let id =
+        order_entity_id(order).ok_or_else(|| decode("an order without a numeric entity_id"))?;
     let updated_at = order
         .get("updated_at")
         .and_then(Value::as_str)
