@@ -1,4 +1,5 @@
-//! Reads that serve a whole round at once: `get_many` (one transaction for many keys) and
+//! Reads that serve a whole round at once: `get_many` and `stages_of` (one transaction for
+//! many keys) and
 //! `count_in_stage` (a key-only count of one kind in one stage).
 
 use serde_json::json;
@@ -47,6 +48,20 @@ async fn get_many_answers_every_key_in_order_with_none_for_unknown_ones() {
         json!("000000001")
     );
     assert!(ledger.get_many(Vec::new()).await.unwrap().is_empty());
+
+    // The stages alone, in the same order, for the same keys.
+    let mut moved = ledger.get("order:000000001").await.unwrap().unwrap();
+    moved.stage = Stage::ContactReady;
+    ledger.commit(vec![put(moved)]).await.unwrap();
+    let keys = vec![
+        "order:000000003".to_owned(),
+        "order:404".to_owned(),
+        "order:000000001".to_owned(),
+    ];
+    assert_eq!(
+        ledger.stages_of(keys).await.unwrap(),
+        vec![Some(Stage::Seen), None, Some(Stage::ContactReady)]
+    );
 }
 
 #[tokio::test]

@@ -171,6 +171,11 @@ impl Ledger {
         self.read(move |r| r.get_many(&keys)).await
     }
 
+    /// See [`LedgerReader::stages_of`].
+    pub async fn stages_of(&self, keys: Vec<String>) -> Result<Vec<Option<Stage>>, LedgerError> {
+        self.read(move |r| r.stages_of(&keys)).await
+    }
+
     pub async fn by_stage(
         &self,
         stage: Stage,

@@ -5,7 +5,7 @@
 use super::audit::AuditEntry;
 use super::codec;
 use super::dead_letter::DeadLetter;
-use super::entity::EntityState;
+use super::entity::{EntityState, StateHeader};
 use super::error::LedgerError;
 use super::record::Record;
 use super::stage::{EntityKind, Stage};
@@ -81,6 +81,22 @@ impl LedgerReader {
         for key in keys {
             out.push(match states.get(key.as_str())? {
                 Some(g) => Some(decode_state(&records, key, g.value())?),
+                None => None,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The stage of each of `keys` (`None`: not in the ledger), in one transaction. Reads
+    /// only each state's header, not its record: for a caller deciding whether to look
+    /// further, such as the order poll choosing which changed orders to fetch.
+    pub fn stages_of(&self, keys: &[String]) -> Result<Vec<Option<Stage>>, LedgerError> {
+        let rtx = self.db.begin_read()?;
+        let states = rtx.open_table(ENTITY_TO_STATE)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(match states.get(key.as_str())? {
+                Some(g) => Some(codec::decode::<StateHeader>("entity", key, g.value())?.stage),
                 None => None,
             });
         }

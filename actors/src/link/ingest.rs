@@ -117,33 +117,33 @@ impl StageWorker for IngestWorker {
         let ledger = &ctx.ledger;
         let passed_over = &ctx.passed_over;
         let wanted = |changed: Vec<ChangedOrder>| async move {
-            let keys = changed
-                .iter()
-                .filter_map(|c| Some(EntityKind::Order.key(c.increment_id.as_deref()?)))
+            let keyed: Vec<(u64, Option<String>)> = changed
+                .into_iter()
+                .map(|c| {
+                    (
+                        c.entity_id,
+                        c.increment_id.map(|id| EntityKind::Order.key(&id)),
+                    )
+                })
                 .collect();
+            let keys = keyed.iter().filter_map(|(_, k)| k.clone()).collect();
             // A failed read fetches everything: merge decides as it always did.
-            let stored = ledger.get_many(keys).await.unwrap_or_default();
-            let stages: std::collections::HashMap<String, Stage> = stored
+            let stored = ledger.stages_of(keys).await.unwrap_or_default();
+            let mut stages = stored.into_iter();
+            keyed
                 .into_iter()
-                .flatten()
-                .map(|s| (s.key, s.stage))
-                .collect();
-            changed
-                .into_iter()
-                .filter(|c| {
-                    let Some(id) = c.increment_id.as_deref() else {
-                        return true;
-                    };
-                    let key = EntityKind::Order.key(id);
-                    match stages.get(&key) {
-                        Some(stage) if !takes_updates(*stage) => {
-                            passed_over.note(&key, *stage);
+                .filter(|(_, key)| {
+                    // Orders without an increment id are fetched; ingest names them.
+                    let Some(key) = key else { return true };
+                    match stages.next().flatten() {
+                        Some(stage) if !takes_updates(stage) => {
+                            passed_over.note(key, stage);
                             false
                         }
                         _ => true,
                     }
                 })
-                .map(|c| c.entity_id)
+                .map(|(id, _)| id)
                 .collect()
         };
         let (orders, next) = match self.poller.poll_wanted(&cursor, wanted).await {
