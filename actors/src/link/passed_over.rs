@@ -10,7 +10,9 @@
 //!
 //! The set lives in memory. After a restart it is empty, so every order the ledger held
 //! before this process started counts as passed over: its change may have been passed by
-//! the process that died.
+//! the process that died. It is not a mark in the order's state because writing to an
+//! order whose invoice call is in flight would make that call's outcome commit fail on a
+//! version conflict.
 
 use std::collections::HashSet;
 
