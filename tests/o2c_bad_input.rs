@@ -224,7 +224,8 @@ async fn bad_orders_are_dead_lettered_and_a_fixed_one_syncs_exactly_once() {
 /// the projection must give exactly what parsing the full record gives — the same order, or
 /// the same error naming the same field — for every seeded shape (simple, configurable,
 /// bundle, guest, foreign currency, inclusive and exclusive stores) and every breakage above,
-/// and so must the reduced order Magento sends for the poll's `fields` parameter.
+/// and so must the reduced order Magento sends for the poll's `fields` parameter, and the
+/// stored record's text as the stages parse it (a borrowed tree, not a `Value`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stored_projection_of_an_order_parses_exactly_like_the_full_record() {
     use tally_actors::model::order_fields::project;
@@ -255,6 +256,14 @@ async fn the_stored_projection_of_an_order_parses_exactly_like_the_full_record()
     for raw in orders {
         let full = Order::from_magento(&raw, &catalogue);
         let kept = Order::from_magento(&project(raw.clone()), &catalogue);
+        let record = tally_actors::ledger::Record::from_value(&project(raw.clone()));
+        let stored = Order::from_text(record.json(), &catalogue);
+        assert_eq!(
+            format!("{stored:?}"),
+            format!("{kept:?}"),
+            "order {}: the stored record's text",
+            raw["increment_id"]
+        );
         // What Magento sends for the poll's `fields` (as the simulator applies it) parses
         // the same too.
         let page = selection.apply(&json!({ "items": [raw.clone()], "total_count": 1 }));

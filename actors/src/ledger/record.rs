@@ -45,6 +45,12 @@ impl Record {
         serde_json::from_str(&self.0).unwrap_or(Value::Null)
     }
 
+    /// The whole record as a tree that borrows from the text: what a stage parses an order
+    /// from (see `model::json` for why not a `Value`). `null` if the text is not JSON.
+    pub fn tree(&self) -> crate::model::Json<'_> {
+        crate::model::Json::parse(&self.0).unwrap_or(crate::model::Json::Null)
+    }
+
     /// One top-level field, parsed; `None` if absent or the record is not an object.
     /// Only that field is built; the others are skipped over.
     pub fn field(&self, name: &str) -> Option<Value> {

@@ -19,6 +19,7 @@ use crate::ledger::{EntityKind, EntityState, Intent, Record, Stage, Write};
 use crate::mapping::contact::{
     ContactMatch, contact_for, contact_number, disambiguated_name, find_existing, update_for,
 };
+use crate::model::Json;
 use crate::model::xero::Contact;
 use crate::model::{Order, RecordError};
 use crate::xero::{ElementOutcome, WriteMethod};
@@ -438,8 +439,9 @@ impl StageWorker for ContactsWorker {
             picked: orders.len(),
             ..Default::default()
         };
-        let values: Vec<Value> = orders.iter().map(|o| o.data.value()).collect();
-        let raws: Vec<&Value> = values.iter().collect();
+        let records: Vec<Record> = orders.iter().map(|o| o.data.clone()).collect();
+        let values: Vec<Json> = records.iter().map(Record::tree).collect();
+        let raws: Vec<&Json> = values.iter().collect();
         if let Err(e) = ctx.ensure_skus(&raws).await {
             tracing::warn!(error = %e, "Could not describe SKUs; contacts wait.");
             return Ok(RoundReport::default());

@@ -11,7 +11,7 @@ use crate::budget::Priority;
 use crate::ledger::{DeadLetter, EntityState, Ledger, LedgerError, Write};
 use crate::magento::{MagentoClient, MagentoError};
 use crate::mapping::{MappingRules, OrgContext};
-use crate::model::{Catalogue, Order, RecordError};
+use crate::model::{Catalogue, JsonView, Order, RecordError};
 use crate::xero::{XeroClient, XeroError};
 
 /// Tunables of the flow; the defaults suit production, tests shorten the delays.
@@ -172,18 +172,18 @@ impl LinkContext {
     }
 
     /// Makes sure every SKU on `order` is described, fetching products added since start-up.
-    pub async fn ensure_skus(&self, orders: &[&Value]) -> Result<(), ContextError> {
+    pub async fn ensure_skus<J: JsonView>(&self, orders: &[&J]) -> Result<(), ContextError> {
         let mut missing = BTreeSet::new();
         {
             let cat = self.catalogue.read();
             for order in orders {
                 for item in order
-                    .get("items")
-                    .and_then(Value::as_array)
+                    .member("items")
+                    .and_then(JsonView::elements)
                     .into_iter()
                     .flatten()
                 {
-                    if let Some(sku) = item.get("sku").and_then(Value::as_str)
+                    if let Some(sku) = item.member("sku").and_then(JsonView::text)
                         && cat.product(sku).is_none()
                     {
                         missing.insert(sku.to_owned());
@@ -216,8 +216,8 @@ impl LinkContext {
     }
 
     /// Parses a stored Magento order against the current catalogue.
-    pub fn parse_order(&self, raw: &Value) -> Result<Order, RecordError> {
-        Order::from_magento(raw, &self.catalogue.read())
+    pub fn parse_order(&self, raw: &impl JsonView) -> Result<Order, RecordError> {
+        Order::from_json(raw, &self.catalogue.read())
     }
 
     /// Up to `round_limit` entities in `stage` that are not waiting for a retry.

@@ -19,8 +19,10 @@ use super::context::{LinkContext, bury, fail_or_bury, record_name};
 use super::intents::{Sendable, commit_intents, fail_sent, put_batch};
 use super::stage::{RoundError, RoundReport, StageWorker};
 use crate::budget::Priority;
+use crate::ledger::Record;
 use crate::ledger::{EntityState, Stage, Write};
 use crate::mapping::invoice_for;
+use crate::model::Json;
 use crate::model::RecordError;
 use crate::model::money::parse_money;
 use crate::xero::ElementOutcome;
@@ -242,8 +244,9 @@ impl StageWorker for InvoicesWorker {
         let mut writes = Vec::new();
         let mut candidates = self.resolve(stale, &mut writes, &mut report).await?;
         candidates.extend(ready);
-        let values: Vec<Value> = candidates.iter().map(|o| o.data.value()).collect();
-        let raws: Vec<&Value> = values.iter().collect();
+        let records: Vec<Record> = candidates.iter().map(|o| o.data.clone()).collect();
+        let values: Vec<Json> = records.iter().map(Record::tree).collect();
+        let raws: Vec<&Json> = values.iter().collect();
         if let Err(e) = ctx.ensure_skus(&raws).await {
             tracing::warn!(error = %e, "Could not describe SKUs; invoices wait.");
             commit_all(ctx, writes).await;

@@ -21,6 +21,7 @@ use crate::ledger::{EntityState, Record, Stage, Write};
 use crate::magento::{MagentoError, order_entity_id};
 use crate::mapping::payment_for;
 use crate::mapping::rules::MappingRules;
+use crate::model::JsonView;
 use crate::model::RecordError;
 use crate::model::money::parse_money;
 use crate::model::order_fields::project;
@@ -229,7 +230,7 @@ impl PaymentsWorker {
 fn plan(
     ctx: &LinkContext,
     s: &EntityState,
-    raw: &Value,
+    raw: &impl JsonView,
     rules: &MappingRules,
 ) -> Result<Option<(Value, Decimal)>, RecordError> {
     let invoice_id = s.links.get("invoice_id").cloned().unwrap_or_default();
@@ -278,7 +279,7 @@ impl StageWorker for PaymentsWorker {
         let mut planned = Vec::new();
         let mut unpaid = Vec::new();
         for s in candidates {
-            match plan(ctx, &s, &s.data.value(), &rules) {
+            match plan(ctx, &s, &s.data.tree(), &rules) {
                 Ok(Some((body, amount))) => {
                     ctx.passed_over.forget(&s.key);
                     planned.push((s, body, amount));

@@ -28,6 +28,8 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::model::{JsonView, Kind};
+
 use super::client::MagentoClient;
 use super::criteria::{Condition, Direction, SearchCriteria};
 use super::error::MagentoError;
@@ -332,10 +334,10 @@ fn parse_ts(value: &str) -> Result<NaiveDateTime, MagentoError> {
 
 /// An order's `entity_id`, which Magento sends as a number or, from some endpoints and
 /// extensions, as a numeric string.
-pub fn order_entity_id(order: &Value) -> Option<u64> {
-    match order.get("entity_id")? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
+pub fn order_entity_id(order: &impl JsonView) -> Option<u64> {
+    match order.member("entity_id")?.kind() {
+        Kind::Number(n) => n.parse().ok(),
+        Kind::String(s) => s.trim().parse().ok(),
         _ => None,
     }
 }

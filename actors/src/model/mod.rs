@@ -6,6 +6,8 @@
 
 pub mod catalogue;
 pub mod error;
+pub mod json;
+pub mod json_view;
 pub mod money;
 pub mod order;
 pub mod order_fields;
@@ -13,5 +15,7 @@ pub mod xero;
 
 pub use catalogue::{Catalogue, ProductFacts};
 pub use error::RecordError;
+pub use json::Json;
+pub use json_view::{JsonView, Kind};
 pub use money::{MoneyError, parse_money, round2};
 pub use order::{Address, Currency, Customer, Order, OrderLine, Payment as OrderPayment, Shipping};

@@ -4,7 +4,9 @@
 //! `Decimal::from_str_exact`, never through `f64`: `0.1 + 0.2` style drift in a ledger is
 //! exactly the class of one-cent discrepancy this engine exists to prevent.
 
+use super::json_view::{JsonView, Kind};
 use rust_decimal::{Decimal, RoundingStrategy};
+#[cfg(test)]
 use serde_json::Value;
 
 /// Magento stores money as `decimal(20,4)`; anything finer did not come from Magento.
@@ -30,24 +32,24 @@ pub enum MoneyError {
 
 /// Parses an amount: a JSON number or a numeric string, at most 4 dp (after dropping trailing
 /// zeros, since `10.5000` is exact), magnitude below 10^12.
-pub fn parse_money(value: &Value) -> Result<Decimal, MoneyError> {
+pub fn parse_money(value: &impl JsonView) -> Result<Decimal, MoneyError> {
     parse_decimal(value, MAX_MONEY_DP)
 }
 
 /// Like [`parse_money`] but with rate precision (`base_to_order_rate`, tax percents).
-pub fn parse_rate(value: &Value) -> Result<Decimal, MoneyError> {
+pub fn parse_rate(value: &impl JsonView) -> Result<Decimal, MoneyError> {
     parse_decimal(value, MAX_RATE_DP)
 }
 
 /// Parses a decimal with at most `max_dp` significant decimal places.
-pub fn parse_decimal(value: &Value, max_dp: u32) -> Result<Decimal, MoneyError> {
-    let text = match value {
-        Value::Null => return Err(MoneyError::Missing),
-        Value::Number(n) => n.as_str().to_owned(),
-        Value::String(s) => s.trim().to_owned(),
-        other => return Err(MoneyError::NotANumber(other.to_string())),
+pub fn parse_decimal(value: &impl JsonView, max_dp: u32) -> Result<Decimal, MoneyError> {
+    let text = match value.kind() {
+        Kind::Null => return Err(MoneyError::Missing),
+        Kind::Number(n) => n,
+        Kind::String(s) => s.trim(),
+        _ => return Err(MoneyError::NotANumber(value.to_string())),
     };
-    parse_decimal_str(&text, max_dp)
+    parse_decimal_str(text, max_dp)
 }
 
 /// The textual core of [`parse_decimal`], shared with config parsing.

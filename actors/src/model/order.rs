@@ -1,7 +1,8 @@
 //! The validated internal order: what a Magento order means for accounting.
 //!
-//! Parsing is done field by field from `serde_json::Value` so a rejection names the field
-//! (`items[2].price`). The line rules follow the Magento fact sheet §11: one line per priced
+//! Parsing is done field by field from a JSON tree (any [`JsonView`]: a `serde_json::Value`,
+//! or the borrowed [`Json`](super::json::Json) of a stored record) so a rejection names the
+//! field (`items[2].price`). The line rules follow the Magento fact sheet §11: one line per priced
 //! item, a configurable parent's amounts under its child's SKU, bundle amounts on whichever side
 //! Magento priced (children for dynamic price, the parent for fixed price), never both.
 
@@ -10,6 +11,9 @@ use std::collections::HashMap;
 use chrono::{NaiveDate, NaiveDateTime};
 use rust_decimal::Decimal;
 use serde_json::Value;
+
+use super::json::Json;
+use super::json_view::{JsonView, Kind};
 
 use super::catalogue::Catalogue;
 use super::error::RecordError;
@@ -170,27 +174,27 @@ struct Parser {
     record: String,
 }
 
-fn id_text(v: &Value) -> Option<String> {
-    match v {
-        Value::Number(n) => Some(n.as_str().to_owned()),
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+fn id_text(v: &impl JsonView) -> Option<String> {
+    match v.kind() {
+        Kind::Number(n) => Some(n.to_owned()),
+        Kind::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
         _ => None,
     }
 }
 
-fn str_field(obj: &Value, key: &str) -> Option<String> {
-    obj.get(key)
-        .and_then(Value::as_str)
+fn str_field(obj: &impl JsonView, key: &str) -> Option<String> {
+    obj.member(key)
+        .and_then(JsonView::text)
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
 }
 
-fn truthy(v: Option<&Value>) -> bool {
-    match v {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_str() != "0",
-        Some(Value::String(s)) => s == "1" || s.eq_ignore_ascii_case("true"),
+fn truthy(v: Option<&impl JsonView>) -> bool {
+    match v.map(JsonView::kind) {
+        Some(Kind::Bool(b)) => b,
+        Some(Kind::Number(n)) => n != "0",
+        Some(Kind::String(s)) => s == "1" || s.eq_ignore_ascii_case("true"),
         _ => false,
     }
 }
@@ -218,30 +222,36 @@ impl Parser {
     /// An optional amount: absent or null is `None`, anything else must be valid money.
     fn money_opt(
         &self,
-        obj: &Value,
+        obj: &impl JsonView,
         prefix: &str,
         key: &str,
     ) -> Result<Option<Decimal>, RecordError> {
-        match obj.get(key) {
-            None | Some(Value::Null) => Ok(None),
+        match obj.member(key) {
+            None => Ok(None),
+            Some(v) if v.null() => Ok(None),
             Some(v) => parse_money(v)
                 .map(Some)
                 .map_err(|e| self.err(Self::path(prefix, key), money_message(&e))),
         }
     }
 
-    fn money(&self, obj: &Value, prefix: &str, key: &str) -> Result<Decimal, RecordError> {
+    fn money(&self, obj: &impl JsonView, prefix: &str, key: &str) -> Result<Decimal, RecordError> {
         self.money_opt(obj, prefix, key)?
             .ok_or_else(|| self.err(Self::path(prefix, key), "missing"))
     }
 
-    fn money_or_zero(&self, obj: &Value, prefix: &str, key: &str) -> Result<Decimal, RecordError> {
+    fn money_or_zero(
+        &self,
+        obj: &impl JsonView,
+        prefix: &str,
+        key: &str,
+    ) -> Result<Decimal, RecordError> {
         Ok(self.money_opt(obj, prefix, key)?.unwrap_or_default())
     }
 
     fn non_negative(
         &self,
-        obj: &Value,
+        obj: &impl JsonView,
         prefix: &str,
         key: &str,
         what: &str,
@@ -253,12 +263,12 @@ impl Parser {
         Ok(v)
     }
 
-    fn date(&self, obj: &Value, key: &str) -> Result<Option<NaiveDateTime>, RecordError> {
-        let Some(v) = obj.get(key).filter(|v| !v.is_null()) else {
+    fn date(&self, obj: &impl JsonView, key: &str) -> Result<Option<NaiveDateTime>, RecordError> {
+        let Some(v) = obj.member(key).filter(|v| !v.null()) else {
             return Ok(None);
         };
         let text = v
-            .as_str()
+            .text()
             .ok_or_else(|| self.err(key, format!("not a date ({v})")))?;
         for fmt in [
             "%Y-%m-%d %H:%M:%S",
@@ -295,15 +305,26 @@ pub fn is_plausible_email(email: &str) -> bool {
 impl Order {
     /// Validates a Magento order (`GET /V1/orders/{id}` shape) against the catalogue.
     pub fn from_magento(json: &Value, catalogue: &Catalogue) -> Result<Order, RecordError> {
-        let entity_id = json.get("entity_id").and_then(id_text);
-        let increment_id = json.get("increment_id").and_then(id_text);
+        Order::from_json(json, catalogue)
+    }
+
+    /// [`Order::from_magento`] for a stored record's text, parsed into a borrowed tree
+    /// ([`Json`]); text that is not JSON is read as `null` (not an object).
+    pub fn from_text(text: &str, catalogue: &Catalogue) -> Result<Order, RecordError> {
+        Order::from_json(&Json::parse(text).unwrap_or(Json::Null), catalogue)
+    }
+
+    /// The parser behind both: any JSON tree.
+    pub fn from_json(json: &impl JsonView, catalogue: &Catalogue) -> Result<Order, RecordError> {
+        let entity_id = json.member("entity_id").and_then(id_text);
+        let increment_id = json.member("increment_id").and_then(id_text);
         let record = match (&increment_id, &entity_id) {
             (Some(inc), _) => format!("order {inc}"),
             (None, Some(id)) => format!("order entity {id}"),
             (None, None) => "order (unidentified)".to_owned(),
         };
         let p = Parser { record };
-        if !json.is_object() {
+        if !json.object() {
             return Err(p.err("", "not a JSON object"));
         }
         let increment_id = increment_id.ok_or_else(|| p.err("increment_id", "missing"))?;
@@ -311,7 +332,7 @@ impl Order {
             .ok_or_else(|| p.err("entity_id", "missing"))?
             .parse::<u64>()
             .map_err(|_| p.err("entity_id", "not a positive integer"))?;
-        let store_id = match json.get("store_id").and_then(id_text) {
+        let store_id = match json.member("store_id").and_then(id_text) {
             Some(s) => s
                 .parse::<u32>()
                 .map_err(|_| p.err("store_id", format!("not a store id ({s:?})")))?,
@@ -372,7 +393,7 @@ impl Order {
             ));
         }
 
-        let payment = match json.get("payment").filter(|v| v.is_object()) {
+        let payment = match json.member("payment").filter(|v| v.object()) {
             None => Payment::default(),
             Some(pay) => {
                 let amount_paid = p.money_opt(pay, "payment", "amount_paid")?;
@@ -382,7 +403,7 @@ impl Order {
                 Payment {
                     method: str_field(pay, "method"),
                     amount_paid,
-                    last_trans_id: pay.get("last_trans_id").and_then(id_text),
+                    last_trans_id: pay.member("last_trans_id").and_then(id_text),
                 }
             }
         };
@@ -410,11 +431,14 @@ impl Order {
     }
 }
 
-fn parse_customer(p: &Parser, json: &Value) -> Result<Customer, RecordError> {
-    let email = match json.get("customer_email") {
-        None | Some(Value::Null) => return Err(p.err("customer_email", "missing")),
-        Some(Value::String(s)) => s.trim().to_owned(),
-        Some(other) => return Err(p.err("customer_email", format!("not a string ({other})"))),
+fn parse_customer(p: &Parser, json: &impl JsonView) -> Result<Customer, RecordError> {
+    let email = match json.member("customer_email") {
+        None => return Err(p.err("customer_email", "missing")),
+        Some(v) => match v.kind() {
+            Kind::Null => return Err(p.err("customer_email", "missing")),
+            Kind::String(s) => s.trim().to_owned(),
+            _ => return Err(p.err("customer_email", format!("not a string ({v})"))),
+        },
     };
     if email.is_empty() {
         return Err(p.err("customer_email", "missing (empty)"));
@@ -425,15 +449,15 @@ fn parse_customer(p: &Parser, json: &Value) -> Result<Customer, RecordError> {
             format!("not an email address ({email:?})"),
         ));
     }
-    let guest = truthy(json.get("customer_is_guest"));
-    let id = match json.get("customer_id").and_then(id_text) {
+    let guest = truthy(json.member("customer_is_guest"));
+    let id = match json.member("customer_id").and_then(id_text) {
         Some(s) if !guest => Some(
             s.parse::<u64>()
                 .map_err(|_| p.err("customer_id", format!("not a customer id ({s:?})")))?,
         ),
         _ => None,
     };
-    let billing = json.get("billing_address").filter(|b| b.is_object());
+    let billing = json.member("billing_address").filter(|b| b.object());
     let first_name = str_field(json, "customer_firstname")
         .or_else(|| billing.and_then(|b| str_field(b, "firstname")))
         .unwrap_or_default();
@@ -442,11 +466,11 @@ fn parse_customer(p: &Parser, json: &Value) -> Result<Customer, RecordError> {
         .unwrap_or_default();
     let billing_address = billing.map(|b| Address {
         street: b
-            .get("street")
-            .and_then(Value::as_array)
+            .member("street")
+            .and_then(JsonView::elements)
             .map(|s| {
                 s.iter()
-                    .filter_map(Value::as_str)
+                    .filter_map(JsonView::text)
                     .map(str::to_owned)
                     .collect()
             })
@@ -468,7 +492,7 @@ fn parse_customer(p: &Parser, json: &Value) -> Result<Customer, RecordError> {
     })
 }
 
-fn parse_currency(p: &Parser, json: &Value) -> Result<Currency, RecordError> {
+fn parse_currency(p: &Parser, json: &impl JsonView) -> Result<Currency, RecordError> {
     let code = |key: &str| -> Result<Option<String>, RecordError> {
         match str_field(json, key) {
             None => Ok(None),
@@ -482,8 +506,9 @@ fn parse_currency(p: &Parser, json: &Value) -> Result<Currency, RecordError> {
         code("order_currency_code")?.ok_or_else(|| p.err("order_currency_code", "missing"))?;
     let base = code("base_currency_code")?.unwrap_or_else(|| order.clone());
     let rate = |key: &str| -> Result<Option<Decimal>, RecordError> {
-        match json.get(key) {
-            None | Some(Value::Null) => Ok(None),
+        match json.member(key) {
+            None => Ok(None),
+            Some(v) if v.null() => Ok(None),
             Some(v) => {
                 let r = parse_rate(v).map_err(|e| p.err(key, money_message(&e)))?;
                 if r <= Decimal::ZERO {
@@ -512,31 +537,31 @@ fn parse_currency(p: &Parser, json: &Value) -> Result<Currency, RecordError> {
     })
 }
 
-fn parent_id_of(item: &Value) -> Option<String> {
-    item.get("parent_item_id")
+fn parent_id_of(item: &impl JsonView) -> Option<String> {
+    item.member("parent_item_id")
         .and_then(id_text)
-        .or_else(|| item.pointer("/parent_item/item_id").and_then(id_text))
+        .or_else(|| item.at("/parent_item/item_id").and_then(id_text))
 }
 
-fn product_type(item: &Value) -> &str {
-    item.get("product_type")
-        .and_then(Value::as_str)
+fn product_type(item: &impl JsonView) -> &str {
+    item.member("product_type")
+        .and_then(JsonView::text)
         .unwrap_or("simple")
 }
 
 /// Which side of a bundle Magento priced: an explicit `product_calculations` flag when the
 /// payload has it (0 = children, 1 = parent), else whichever side carries amounts.
-fn bundle_children_priced(parent: &Value, children: &[&Value]) -> bool {
+fn bundle_children_priced<J: JsonView>(parent: &J, children: &[&J]) -> bool {
     let flag = parent
-        .pointer("/product_options/product_calculations")
-        .or_else(|| parent.pointer("/product_option/extension_attributes/product_calculations"))
+        .at("/product_options/product_calculations")
+        .or_else(|| parent.at("/product_option/extension_attributes/product_calculations"))
         .and_then(id_text);
     if let Some(f) = flag {
         return f == "0";
     }
-    let priced = |v: &Value| {
+    let priced = |v: &J| {
         ["row_total", "price"].iter().any(|k| {
-            v.get(*k)
+            v.member(k)
                 .and_then(|x| parse_money(x).ok())
                 .is_some_and(|d| !d.is_zero())
         })
@@ -544,14 +569,14 @@ fn bundle_children_priced(parent: &Value, children: &[&Value]) -> bool {
     children.iter().any(|c| priced(c))
 }
 
-fn parse_lines(
+fn parse_lines<J: JsonView>(
     p: &Parser,
-    json: &Value,
+    json: &J,
     catalogue: &Catalogue,
 ) -> Result<Vec<OrderLine>, RecordError> {
     let items = json
-        .get("items")
-        .and_then(Value::as_array)
+        .member("items")
+        .and_then(JsonView::elements)
         .ok_or_else(|| p.err("items", "missing"))?;
     if items.is_empty() {
         return Err(p.err("items", "the order has no items"));
@@ -559,7 +584,7 @@ fn parse_lines(
     let mut by_id: HashMap<String, usize> = HashMap::new();
     let mut children: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, item) in items.iter().enumerate() {
-        if let Some(id) = item.get("item_id").and_then(id_text) {
+        if let Some(id) = item.member("item_id").and_then(id_text) {
             by_id.insert(id, i);
         }
         if let Some(pid) = parent_id_of(item) {
@@ -568,7 +593,7 @@ fn parse_lines(
     }
     let kids = |i: usize| -> Vec<usize> {
         items[i]
-            .get("item_id")
+            .member("item_id")
             .and_then(id_text)
             .and_then(|id| children.get(&id).cloned())
             .unwrap_or_default()
@@ -582,7 +607,7 @@ fn parse_lines(
                 // The configurable parent carries the amounts; this child only lends its SKU.
                 "configurable" => continue,
                 "bundle" => {
-                    let sibs: Vec<&Value> = kids(pi).into_iter().map(|k| &items[k]).collect();
+                    let sibs: Vec<&J> = kids(pi).into_iter().map(|k| &items[k]).collect();
                     if bundle_children_priced(&items[pi], &sibs) {
                         let parent_qty =
                             p.money_opt(&items[pi], &format!("items[{pi}]"), "qty_ordered")?;
@@ -597,7 +622,7 @@ fn parse_lines(
                     lines.push(build_line(p, catalogue, items, i, identity, None)?);
                 }
                 "bundle" => {
-                    let sibs: Vec<&Value> = kids(i).into_iter().map(|k| &items[k]).collect();
+                    let sibs: Vec<&J> = kids(i).into_iter().map(|k| &items[k]).collect();
                     if !bundle_children_priced(item, &sibs) {
                         lines.push(build_line(p, catalogue, items, i, i, None)?);
                     }
@@ -614,7 +639,7 @@ fn parse_lines(
 fn build_line(
     p: &Parser,
     catalogue: &Catalogue,
-    items: &[Value],
+    items: &[impl JsonView],
     a: usize,
     b: usize,
     bundle_parent_qty: Option<Decimal>,
@@ -643,8 +668,9 @@ fn build_line(
     }
     let row_total = p.non_negative(amounts, &path, "row_total", "row total")?;
     let tax_amount = p.non_negative(amounts, &path, "tax_amount", "tax")?;
-    let tax_percent = match amounts.get("tax_percent") {
-        None | Some(Value::Null) => Decimal::ZERO,
+    let tax_percent = match amounts.member("tax_percent") {
+        None => Decimal::ZERO,
+        Some(v) if v.null() => Decimal::ZERO,
         Some(v) => {
             parse_rate(v).map_err(|e| p.err(format!("{path}.tax_percent"), money_message(&e)))?
         }
