@@ -26,8 +26,8 @@ pub async fn commit_intents<T>(
     posting: Stage,
     batch: Vec<(EntityState, Value, T)>,
 ) -> Sendable<T> {
-    let bodies: Vec<Value> = batch.iter().map(|(_, b, _)| b.clone()).collect();
-    let key = batch_key(what, &bodies);
+    let planned = batch.len();
+    let key = batch_key(what, batch.iter().map(|(_, b, _)| b));
     let intents = batch
         .iter()
         .map(|(s, body, _)| {
@@ -65,7 +65,7 @@ pub async fn commit_intents<T>(
         }
     }
     // A key always describes exactly one body: a smaller batch gets its own.
-    let key = if sent.len() == bodies.len() {
+    let key = if sent.len() == planned {
         key
     } else {
         batch_key(what, &sent)
