@@ -257,6 +257,15 @@ async fn the_stored_projection_of_an_order_parses_exactly_like_the_full_record()
         let full = Order::from_magento(&raw, &catalogue);
         let kept = Order::from_magento(&project(raw.clone()), &catalogue);
         let record = tally_actors::ledger::Record::from_value(&project(raw.clone()));
+        // Ingest writes the projection from the text Magento sent: the same bytes.
+        let text = raw.to_string();
+        let tree = tally_actors::model::Json::parse(&text).unwrap();
+        assert_eq!(
+            tally_actors::model::order_fields::project_record(&tree),
+            record,
+            "order {}: the projection written from text",
+            raw["increment_id"]
+        );
         let stored = Order::from_text(record.json(), &catalogue);
         assert_eq!(
             format!("{stored:?}"),

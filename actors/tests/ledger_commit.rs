@@ -469,6 +469,7 @@ async fn links_and_search_find_entities_by_remote_ids_and_data() {
     );
     a.links.insert("invoice_id".into(), "inv-uuid-1".into());
     a.links.insert("contact_id".into(), "contact-uuid".into());
+    a.links.insert("email".into(), "jane@example.com".into());
     let mut b = order("000000124");
     b.links.insert("contact_id".into(), "contact-uuid".into());
     ledger
@@ -489,6 +490,11 @@ async fn links_and_search_find_entities_by_remote_ids_and_data() {
         keys(ledger.search("jane@example", 10).await.unwrap()),
         ["order:000000123"]
     );
+    // Only Xero ids are indexed; other links are read from the state (and searched).
+    assert!(matches!(
+        ledger.by_link("email", "jane@example.com").await,
+        Err(LedgerError::NotIndexed { .. })
+    ));
     assert_eq!(
         keys(ledger.search("mug-red", 10).await.unwrap()),
         ["order:000000123"]
@@ -638,4 +644,53 @@ fn commit_blocking_works_without_a_runtime() {
         .unwrap();
     assert_eq!(info.versions["order:1"], 1);
     assert_eq!(ledger.reader().get("order:1").unwrap().unwrap().version, 1);
+}
+
+/// A state's record is written only when its text changes; one carried through a transition
+/// as it was read is not re-read to compare. Whatever path a write takes, what is stored
+/// afterwards is exactly what was put, including a record copied from another entity.
+#[tokio::test]
+async fn records_are_stored_as_put_whether_carried_changed_or_copied() {
+    let (_dir, ledger) = open();
+    let a = EntityState::new(EntityKind::Order, "000000001", json!({"v": "a1"}));
+    let b = EntityState::new(EntityKind::Order, "000000002", json!({"v": "b1"}));
+    ledger
+        .commit(vec![put(a, "x", ""), put(b, "x", "")])
+        .await
+        .unwrap();
+    let record = |key: &'static str| {
+        let ledger = ledger.clone();
+        async move { ledger.get(key).await.unwrap().unwrap().data.value() }
+    };
+
+    // Carried unchanged through a stage move.
+    let mut a = ledger.get("order:000000001").await.unwrap().unwrap();
+    a.stage = Stage::ContactReady;
+    ledger.commit(vec![put(a, "x", "")]).await.unwrap();
+    assert_eq!(record("order:000000001").await, json!({"v": "a1"}));
+
+    // Replaced.
+    let mut a = ledger.get("order:000000001").await.unwrap().unwrap();
+    a.data = json!({"v": "a2"}).into();
+    ledger.commit(vec![put(a, "x", "")]).await.unwrap();
+    assert_eq!(record("order:000000001").await, json!({"v": "a2"}));
+
+    // Copied from another entity's row: stored under this one.
+    let a = ledger.get("order:000000001").await.unwrap().unwrap();
+    let mut b = ledger.get("order:000000002").await.unwrap().unwrap();
+    b.data = a.data.clone();
+    ledger.commit(vec![put(b, "x", "")]).await.unwrap();
+    assert_eq!(record("order:000000002").await, json!({"v": "a2"}));
+    let mut c = EntityState::new(EntityKind::Order, "000000003", json!(null));
+    c.data = a.data;
+    ledger.commit(vec![put(c, "x", "")]).await.unwrap();
+    assert_eq!(record("order:000000003").await, json!({"v": "a2"}));
+
+    // A stale copy is refused, so a carried record never overwrites a newer one.
+    let stale = ledger.get("order:000000002").await.unwrap().unwrap();
+    let mut fresh = stale.clone();
+    fresh.data = json!({"v": "b3"}).into();
+    ledger.commit(vec![put(fresh, "x", "")]).await.unwrap();
+    assert!(ledger.commit(vec![put(stale, "x", "")]).await.is_err());
+    assert_eq!(record("order:000000002").await, json!({"v": "b3"}));
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use magento_support::*;
 use serde_json::{Value, json};
-use tally_actors::magento::{CHANGED_FIELDS, MagentoClient, OrderCursor, OrderPoller};
+use tally_actors::magento::{CHANGED_FIELDS, MagentoClient, OrderCursor, OrderPoller, PolledOrder};
 use tally_actors::model::order_fields::search_fields;
 
 type Store = Arc<Mutex<Vec<(u64, String)>>>;
@@ -180,10 +180,15 @@ fn poller(mock: &Mock, page_size: u32) -> OrderPoller {
     OrderPoller::new(client, Duration::from_secs(120)).with_page_size(page_size)
 }
 
-fn ids(orders: &[Value]) -> Vec<u64> {
+/// The ids in the emitted text, checked against each order's key.
+fn ids(orders: &[PolledOrder]) -> Vec<u64> {
     orders
         .iter()
-        .map(|o| o["entity_id"].as_u64().unwrap())
+        .map(|o| {
+            let id = o.value()["entity_id"].as_u64().unwrap();
+            assert_eq!(id, o.entity_id());
+            id
+        })
         .collect()
 }
 
@@ -344,7 +349,11 @@ async fn the_overlap_window_is_swept_by_key_and_only_late_orders_are_fetched_who
     let before = *whole.lock().unwrap();
     let (late, cursor) = p.poll(&cursor).await.unwrap();
     assert_eq!(ids(&late), vec![99]);
-    assert_eq!(late[0]["increment_id"], json!("000000099"), "emitted whole");
+    assert_eq!(
+        late[0].value()["increment_id"],
+        json!("000000099"),
+        "emitted whole"
+    );
     assert!(*whole.lock().unwrap() - before <= 2);
     let (none, _) = p.poll(&cursor).await.unwrap();
     assert!(none.is_empty());

@@ -82,6 +82,8 @@ pub enum LedgerError {
     },
     #[error("nothing in the ledger under {key}")]
     NotFound { key: String },
+    #[error("the ledger does not index the link `{link}`; only Xero ids are indexed")]
+    NotIndexed { link: String },
     #[error("the ledger writer thread has stopped")]
     WriterGone,
     #[error("a ledger read task failed: {0}")]

@@ -195,8 +195,15 @@ impl LedgerReader {
         }
     }
 
-    /// Entities whose `links[name] == value`, e.g. (`invoice_id`, a Xero InvoiceID).
+    /// Entities whose `links[name] == value`, e.g. (`invoice_id`, a Xero InvoiceID). Only
+    /// for a name in [`INDEXED_LINKS`]; any other is refused, not answered from a partial
+    /// index.
     pub fn by_link(&self, name: &str, value: &str) -> Result<Vec<EntityState>, LedgerError> {
+        if !INDEXED_LINKS.contains(&name) {
+            return Err(LedgerError::NotIndexed {
+                link: name.to_owned(),
+            });
+        }
         let rtx = self.db.begin_read()?;
         let index = rtx.open_table(LINK_TO_ENTITY)?;
         let link = format!("{name}:{value}");

@@ -20,24 +20,35 @@ use std::sync::Arc;
 /// The text is valid JSON: it is written by serde_json here, or checked when it arrives
 /// from outside; the ledger's own stored copies are trusted (the ledger wrote them), which
 /// spares every read a second validation of every record.
+///
+/// The second field is the entity key of the ledger row the text was read from, if it was:
+/// written back under that key at the version it was read with (the writer checks the
+/// version), it is still that row's text, so the writer skips reading the row to compare.
+/// Most of an order's transitions carry its record unchanged.
 #[derive(Clone)]
-pub struct Record(Arc<str>);
+pub struct Record(Arc<str>, Option<Arc<str>>);
 
 impl Record {
     /// The record for a parsed value (serialised once, here).
     pub fn from_value(value: &Value) -> Record {
         let text = serde_json::to_string(value).expect("a serde_json::Value always serialises");
-        Record(Arc::from(text))
+        Record(Arc::from(text), None)
+    }
+
+    /// The record for anything serde_json writes (its output is JSON by construction).
+    /// `Err` only for what serde_json cannot write (a map with non-string keys).
+    pub fn of(value: &impl Serialize) -> Result<Record, serde_json::Error> {
+        serde_json::to_string(value).map(|text| Record(Arc::from(text), None))
     }
 
     /// The record for JSON text; `Err` if the text is not one JSON value.
     pub fn from_json(text: String) -> Result<Record, serde_json::Error> {
-        RawValue::from_string(text).map(|raw| Record(Arc::from(raw.get())))
+        RawValue::from_string(text).map(|raw| Record(Arc::from(raw.get()), None))
     }
 
     /// `null`: an entity that carries no record.
     pub fn null() -> Record {
-        Record(Arc::from("null"))
+        Record(Arc::from("null"), None)
     }
 
     /// The whole record, parsed.
@@ -63,6 +74,11 @@ impl Record {
         &self.0
     }
 
+    /// The entity key whose stored row this text was read from, if it was.
+    pub(crate) fn read_from(&self) -> Option<&str> {
+        self.1.as_deref()
+    }
+
     /// A record as the ledger stored it (`ENTITY_TO_RECORD`): text the ledger wrote from a
     /// `Record`, so only its encoding is checked.
     pub(crate) fn from_stored(key: &str, bytes: &[u8]) -> Result<Record, LedgerError> {
@@ -71,7 +87,7 @@ impl Record {
             key: key.to_owned(),
             reason: e.to_string(),
         })?;
-        Ok(Record(Arc::from(text)))
+        Ok(Record(Arc::from(text), Some(Arc::from(key))))
     }
 }
 
@@ -112,7 +128,7 @@ impl Serialize for Record {
 
 impl<'de> Deserialize<'de> for Record {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Record, D::Error> {
-        Box::<RawValue>::deserialize(deserializer).map(|raw| Record(Arc::from(raw.get())))
+        Box::<RawValue>::deserialize(deserializer).map(|raw| Record(Arc::from(raw.get()), None))
     }
 }
 

@@ -147,6 +147,10 @@ fn run_transaction(
         let mut tx = Tx::open(&txn, now)?;
         let mut results = Vec::with_capacity(groups.len());
         for writes in groups {
+            // A lone `Put` checks everything that can refuse it before it changes anything
+            // (see `Tx::put`), so it needs no undo log: copying every overwritten value for
+            // a rollback that cannot happen was a good part of the writer's allocations.
+            tx.undoable = !matches!(writes.as_slice(), [Write::Put { .. }]);
             let mark = (tx.undo.len(), tx.next_seq);
             let mut info = CommitInfo::default();
             let outcome = writes.into_iter().try_for_each(|w| tx.apply(w, &mut info));
@@ -196,6 +200,8 @@ type BytesT<'t> = Table<'t, &'static str, &'static [u8]>;
 struct Tx<'t> {
     now: i64,
     next_seq: u64,
+    /// Whether mutations are recorded in `undo` (see `run_transaction`).
+    undoable: bool,
     undo: Vec<Undo>,
     states: BytesT<'t>,
     records: BytesT<'t>,
@@ -236,6 +242,7 @@ impl<'t> Tx<'t> {
         Ok(Tx {
             now,
             next_seq,
+            undoable: true,
             undo: Vec::new(),
             states: txn.open_table(ENTITY_TO_STATE)?,
             records: txn.open_table(ENTITY_TO_RECORD)?,
@@ -391,10 +398,15 @@ impl<'t> Tx<'t> {
         state.version = old.as_ref().map_or(1, |o| o.version + 1);
         state.created_at_ms = old.as_ref().map_or(self.now, |o| o.created_at_ms);
         state.updated_at_ms = self.now;
+        // Everything that can fail other than storage happens above this line (the state is
+        // encoded first thing in `store_state`): a lone `Put` runs without an undo log.
+        let audit = (from != Some(state.stage) || !detail.is_empty())
+            .then(|| self.audit_entry(&state.key, from, state.stage, actor, detail))
+            .transpose()?;
         self.store_state(&state, old.as_ref())?;
         info.versions.insert(state.key.clone(), state.version);
-        if from != Some(state.stage) || !detail.is_empty() {
-            self.append_audit(&state.key, from, state.stage, actor, detail, info)?;
+        if let Some(bytes) = audit {
+            self.insert_audit(&state.key, &bytes, info)?;
         }
         Ok(())
     }
@@ -548,7 +560,10 @@ impl<'t> Tx<'t> {
         let bytes = codec::encode("entity", &StoredState::of(new))?;
         self.set_bytes(BytesTable::States, key, Some(&bytes))?;
         let record = new.data.json().as_bytes();
-        let unchanged = self.records.get(key)?.is_some_and(|g| g.value() == record);
+        // A record read from this entity's row, written at the version it was read with, is
+        // that row's text (see `Record`): no need to read the row to compare.
+        let unchanged = (old.is_some() && new.data.read_from() == Some(key))
+            || self.records.get(key)?.is_some_and(|g| g.value() == record);
         if !unchanged {
             self.set_bytes(BytesTable::Records, key, Some(record))?;
         }
@@ -590,12 +605,12 @@ impl<'t> Tx<'t> {
         let empty = BTreeMap::new();
         let old_links = old.map_or(&empty, |o| &o.links);
         for (n, v) in old_links {
-            if new.links.get(n) != Some(v) {
+            if new.links.get(n) != Some(v) && INDEXED_LINKS.contains(&n.as_str()) {
                 self.set_link(&format!("{n}:{v}"), key, false)?;
             }
         }
         for (n, v) in &new.links {
-            if old_links.get(n) != Some(v) {
+            if old_links.get(n) != Some(v) && INDEXED_LINKS.contains(&n.as_str()) {
                 self.set_link(&format!("{n}:{v}"), key, true)?;
             }
         }
@@ -611,9 +626,21 @@ impl<'t> Tx<'t> {
         detail: &str,
         info: &mut CommitInfo,
     ) -> Result<(), LedgerError> {
-        let seq = self.next_seq;
+        let bytes = self.audit_entry(key, from, to, actor, detail)?;
+        self.insert_audit(key, &bytes, info)
+    }
+
+    /// The next audit entry, encoded; nothing is written yet.
+    fn audit_entry(
+        &self,
+        key: &str,
+        from: Option<Stage>,
+        to: Stage,
+        actor: &str,
+        detail: &str,
+    ) -> Result<Vec<u8>, LedgerError> {
         let entry = AuditEntry {
-            seq,
+            seq: self.next_seq,
             at_ms: self.now,
             entity: key.to_owned(),
             from,
@@ -621,12 +648,24 @@ impl<'t> Tx<'t> {
             actor: actor.to_owned(),
             detail: detail.to_owned(),
         };
-        let bytes = codec::encode("audit entry", &entry)?;
-        self.audit.insert(seq, bytes.as_slice())?;
+        codec::encode("audit entry", &entry)
+    }
+
+    /// Appends the entry [`audit_entry`](Self::audit_entry) encoded last.
+    fn insert_audit(
+        &mut self,
+        key: &str,
+        bytes: &[u8],
+        info: &mut CommitInfo,
+    ) -> Result<(), LedgerError> {
+        let seq = self.next_seq;
+        self.audit.insert(seq, bytes)?;
         self.next_seq += 1;
-        self.undo.push(Undo::Audit(seq));
         self.entity_audit.insert((key, seq), ())?;
-        self.undo.push(Undo::EntityAudit(key.to_owned(), seq));
+        if self.undoable {
+            self.undo.push(Undo::Audit(seq));
+            self.undo.push(Undo::EntityAudit(key.to_owned(), seq));
+        }
         info.audit_seqs.push(seq);
         Ok(())
     }
@@ -648,12 +687,21 @@ impl<'t> Tx<'t> {
         key: &str,
         value: Option<&[u8]>,
     ) -> Result<(), LedgerError> {
+        let undoable = self.undoable;
         let table = self.bytes_table(which);
         let old = match value {
-            Some(v) => table.insert(key, v)?.map(|g| g.value().to_vec()),
-            None => table.remove(key)?.map(|g| g.value().to_vec()),
+            Some(v) => table
+                .insert(key, v)?
+                .filter(|_| undoable)
+                .map(|g| g.value().to_vec()),
+            None => table
+                .remove(key)?
+                .filter(|_| undoable)
+                .map(|g| g.value().to_vec()),
         };
-        self.undo.push(Undo::Bytes(which, key.to_owned(), old));
+        if undoable {
+            self.undo.push(Undo::Bytes(which, key.to_owned(), old));
+        }
         Ok(())
     }
 
@@ -670,8 +718,10 @@ impl<'t> Tx<'t> {
         } else {
             self.stage_index.remove((stage.as_str(), key))?.is_some()
         };
-        self.undo
-            .push(Undo::StageIndex(stage.as_str(), key.to_owned(), before));
+        if self.undoable {
+            self.undo
+                .push(Undo::StageIndex(stage.as_str(), key.to_owned(), before));
+        }
         Ok(())
     }
 
@@ -681,7 +731,9 @@ impl<'t> Tx<'t> {
     fn bump_count(&mut self, stage: Stage, delta: i64) -> Result<(), LedgerError> {
         let name = stage.as_str();
         *self.count_deltas.entry(name).or_default() += delta;
-        self.undo.push(Undo::Count(name, delta));
+        if self.undoable {
+            self.undo.push(Undo::Count(name, delta));
+        }
         Ok(())
     }
 
@@ -703,7 +755,9 @@ impl<'t> Tx<'t> {
         } else {
             self.due.remove((at, key))?.is_some()
         };
-        self.undo.push(Undo::Due(at, key.to_owned(), before));
+        if self.undoable {
+            self.undo.push(Undo::Due(at, key.to_owned(), before));
+        }
         Ok(())
     }
 
@@ -716,9 +770,12 @@ impl<'t> Tx<'t> {
             Some(h) => self.intents.insert(idempotency_key, h)?,
             None => self.intents.remove(idempotency_key)?,
         }
+        .filter(|_| self.undoable)
         .map(|g| g.value().to_owned());
-        self.undo
-            .push(Undo::Intent(idempotency_key.to_owned(), before));
+        if self.undoable {
+            self.undo
+                .push(Undo::Intent(idempotency_key.to_owned(), before));
+        }
         Ok(())
     }
 
@@ -728,8 +785,10 @@ impl<'t> Tx<'t> {
         } else {
             self.links.remove((link, key))?.is_some()
         };
-        self.undo
-            .push(Undo::Link(link.to_owned(), key.to_owned(), before));
+        if self.undoable {
+            self.undo
+                .push(Undo::Link(link.to_owned(), key.to_owned(), before));
+        }
         Ok(())
     }
 

@@ -7,13 +7,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde_json::Value;
-
 use super::context::{LinkContext, bury, now_ms};
 use super::stage::{RoundError, RoundReport, StageWorker};
-use crate::ledger::{EntityKind, EntityState, LedgerError, Record, Stage, Write};
+use crate::ledger::{EntityKind, EntityState, LedgerError, Stage, Write};
+use crate::magento::PolledOrder;
 use crate::magento::{ChangedOrder, OrderCursor, OrderPoller};
-use crate::model::order_fields::project;
+use crate::model::order_fields::project_record;
+use crate::model::{Json, JsonView};
 
 pub const CURSOR: &str = "magento.orders";
 const ACTOR: &str = "ingest";
@@ -51,8 +51,8 @@ fn takes_updates(stage: Stage) -> bool {
 }
 
 /// What an incoming Magento order means for the entity already in the ledger.
-fn merge(existing: Option<EntityState>, raw: &Value, increment_id: &str) -> Option<EntityState> {
-    let record = || Record::from_value(raw);
+fn merge(existing: Option<EntityState>, raw: &Json, increment_id: &str) -> Option<EntityState> {
+    let record = || project_record(raw);
     if existing.as_ref().is_some_and(|s| !takes_updates(s.stage)) {
         return None;
     }
@@ -79,9 +79,7 @@ fn merge(existing: Option<EntityState>, raw: &Value, increment_id: &str) -> Opti
             }
             // Invoiced but unpaid: a payment may have arrived in Magento.
             Stage::Skipped => {
-                let paid = raw
-                    .pointer("/payment/amount_paid")
-                    .is_some_and(|v| !is_zero(v));
+                let paid = raw.at("/payment/amount_paid").is_some_and(|v| !is_zero(v));
                 s.data = record();
                 if paid {
                     s.stage = Stage::Invoiced;
@@ -99,7 +97,7 @@ fn merge(existing: Option<EntityState>, raw: &Value, increment_id: &str) -> Opti
     }
 }
 
-fn is_zero(v: &Value) -> bool {
+fn is_zero(v: &impl JsonView) -> bool {
     crate::model::money::parse_money(v)
         .map(|d| d.is_zero())
         .unwrap_or(true)
@@ -169,7 +167,8 @@ impl StageWorker for IngestWorker {
             return Ok(RoundReport::default());
         }
         self.caught_up.store(false, Ordering::Relaxed);
-        let refs: Vec<&Value> = orders.iter().collect();
+        let trees: Vec<Json> = orders.iter().map(PolledOrder::tree).collect();
+        let refs: Vec<&Json> = trees.iter().collect();
         if let Err(e) = ctx.ensure_skus(&refs).await {
             tracing::warn!(error = %e, "Could not describe new SKUs; retrying on the next poll.");
             return Ok(RoundReport::default());
@@ -180,13 +179,13 @@ impl StageWorker for IngestWorker {
         };
         let mut writes = Vec::with_capacity(orders.len() + 1);
         let mut incoming = Vec::with_capacity(orders.len());
-        for raw in orders {
+        for raw in &trees {
             match raw
-                .get("increment_id")
-                .and_then(Value::as_str)
+                .member("increment_id")
+                .and_then(JsonView::text)
                 .map(str::to_owned)
             {
-                Some(increment_id) => incoming.push((increment_id, project(raw))),
+                Some(increment_id) => incoming.push((increment_id, raw)),
                 None => {
                     tracing::warn!("Magento returned an order without increment_id; skipped.")
                 }
@@ -201,7 +200,7 @@ impl StageWorker for IngestWorker {
         for ((increment_id, raw), existing) in incoming.into_iter().zip(stored) {
             let was_new = existing.is_none();
             let was_dead = existing.as_ref().is_some_and(|s| s.stage == Stage::Dead);
-            let Some(mut state) = merge(existing, &raw, &increment_id) else {
+            let Some(mut state) = merge(existing, raw, &increment_id) else {
                 continue;
             };
             if was_dead {
@@ -213,9 +212,9 @@ impl StageWorker for IngestWorker {
                 });
                 continue;
             }
-            match ctx.parse_order(&raw) {
+            match ctx.parse_order(raw) {
                 Ok(order) => {
-                    if let Some(id) = crate::magento::order_entity_id(&raw) {
+                    if let Some(id) = crate::magento::order_entity_id(raw) {
                         state
                             .links
                             .insert("magento_entity_id".into(), id.to_string());
@@ -281,7 +280,13 @@ fn settle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    /// [`merge`] of an order given as a value, read the way the poll hands it over.
+    fn merge(existing: Option<EntityState>, raw: &Value, id: &str) -> Option<EntityState> {
+        let text = raw.to_string();
+        super::merge(existing, &Json::parse(&text).unwrap(), id)
+    }
 
     fn stored(stage: Stage, data: Value) -> EntityState {
         let mut s = EntityState::new(EntityKind::Order, "000000001", data);

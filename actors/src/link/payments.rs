@@ -21,10 +21,11 @@ use crate::ledger::{EntityState, Record, Stage, Write};
 use crate::magento::{MagentoError, order_entity_id};
 use crate::mapping::payment_for;
 use crate::mapping::rules::MappingRules;
+use crate::model::Json;
 use crate::model::JsonView;
 use crate::model::RecordError;
 use crate::model::money::parse_money;
-use crate::model::order_fields::project;
+use crate::model::order_fields::project_record;
 use crate::xero::ElementOutcome;
 
 const ACTOR: &str = "payments";
@@ -209,7 +210,7 @@ impl PaymentsWorker {
     async fn current_copies(
         &self,
         orders: &[EntityState],
-    ) -> Result<HashMap<u64, Value>, MagentoError> {
+    ) -> Result<HashMap<u64, Record>, MagentoError> {
         let ids: Vec<u64> = orders
             .iter()
             .filter_map(|s| s.links.get("magento_entity_id")?.parse().ok())
@@ -219,8 +220,11 @@ impl PaymentsWorker {
         }
         let found = self.ctx.magento.orders_by_id(&ids).await?;
         Ok(found
-            .into_iter()
-            .filter_map(|o| Some((order_entity_id(&o)?, project(o))))
+            .iter()
+            .filter_map(|o| {
+                let tree = Json::parse(o.get()).ok()?;
+                Some((order_entity_id(&tree)?, project_record(&tree)))
+            })
             .collect())
     }
 }
@@ -324,15 +328,15 @@ impl StageWorker for PaymentsWorker {
                 .get("magento_entity_id")
                 .and_then(|id| id.parse::<u64>().ok())
                 .and_then(|id| current.get(&id))
-                .map(|raw| (Record::from_value(raw), raw))
-                .filter(|(record, _)| *record != s.data);
-            let Some((record, raw)) = fresh else {
+                .filter(|record| **record != s.data)
+                .cloned();
+            let Some(record) = fresh else {
                 writes.push(vec![skipped(s)]);
                 report.done += 1;
                 continue;
             };
-            s.data = record;
-            match plan(ctx, &s, raw, &rules) {
+            s.data = record.clone();
+            match plan(ctx, &s, &record.tree(), &rules) {
                 Ok(Some((body, amount))) => planned.push((s, body, amount)),
                 Ok(None) => {
                     writes.push(vec![skipped(s)]);

@@ -15,6 +15,7 @@ use std::time::Duration;
 use reqwest::Method;
 use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use url::Url;
 
@@ -29,8 +30,8 @@ use crate::retry::{Failure, RetryPolicy, parse_retry_after};
 
 /// One page of a search: `{items, total_count}` (the echoed `search_criteria` is dropped).
 #[derive(Debug, Clone, PartialEq)]
-pub struct SearchPage {
-    pub items: Vec<Value>,
+pub struct SearchPage<T = Value> {
+    pub items: Vec<T>,
     pub total_count: u64,
 }
 
@@ -188,7 +189,7 @@ impl MagentoClient {
 
     /// The current copies of orders by `entity_id`, with the fields the engine reads
     /// (`model::order_fields`), in `entity_id` order: one search per 300 ids.
-    pub async fn orders_by_id(&self, ids: &[u64]) -> Result<Vec<Value>, MagentoError> {
+    pub async fn orders_by_id(&self, ids: &[u64]) -> Result<Vec<Box<RawValue>>, MagentoError> {
         let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
@@ -199,7 +200,8 @@ impl MagentoClient {
                 .any_of([super::criteria::Filter::one_of("entity_id", &ids)])
                 .sort("entity_id", super::criteria::Direction::Asc)
                 .fields(crate::model::order_fields::search_fields());
-            out.extend(self.search_all("orders", &criteria).await?);
+            let page = |c: SearchCriteria| async move { self.search_raw("orders", &c).await };
+            out.extend(self.all_pages(&criteria, page).await?);
         }
         Ok(out)
     }
@@ -213,11 +215,7 @@ impl MagentoClient {
         resource: &str,
         criteria: &SearchCriteria,
     ) -> Result<SearchPage, MagentoError> {
-        let mut criteria = criteria.clone();
-        if criteria.page_size.is_none() {
-            criteria.page_size = Some(self.inner.page_size);
-            criteria.current_page.get_or_insert(1);
-        }
+        let criteria = self.paged(criteria);
         let path = format!("V1/{}", resource.trim_matches('/'));
         let body = self.get(path.clone(), criteria.to_query()).await?;
         parse_search_page(body).map_err(|reason| MagentoError::Decode {
@@ -235,6 +233,49 @@ impl MagentoClient {
         resource: &str,
         criteria: &SearchCriteria,
     ) -> Result<Vec<Value>, MagentoError> {
+        self.all_pages(criteria, |c| async move { self.search(resource, &c).await })
+            .await
+    }
+
+    /// [`search`](Self::search) with each item left as its JSON text.
+    pub async fn search_raw(
+        &self,
+        resource: &str,
+        criteria: &SearchCriteria,
+    ) -> Result<SearchPage<Box<RawValue>>, MagentoError> {
+        let path = format!("V1/{}", resource.trim_matches('/'));
+        let call = Call {
+            method: Method::GET,
+            path,
+            query: self.paged(criteria).to_query(),
+            body: None,
+            repeat: Repeat::Safe,
+            priority: Priority::Lookup,
+        };
+        self.execute_as(call, decode_raw_page).await
+    }
+
+    /// `criteria` with the configured page size when it has none: Magento would otherwise
+    /// return every match in one response.
+    fn paged(&self, criteria: &SearchCriteria) -> SearchCriteria {
+        let mut criteria = criteria.clone();
+        if criteria.page_size.is_none() {
+            criteria.page_size = Some(self.inner.page_size);
+            criteria.current_page.get_or_insert(1);
+        }
+        criteria
+    }
+
+    /// Every page of a search, fetched by `page`.
+    async fn all_pages<T, F, Fut>(
+        &self,
+        criteria: &SearchCriteria,
+        fetch: F,
+    ) -> Result<Vec<T>, MagentoError>
+    where
+        F: Fn(SearchCriteria) -> Fut,
+        Fut: std::future::Future<Output = Result<SearchPage<T>, MagentoError>>,
+    {
         let size = criteria
             .page_size
             .unwrap_or(self.inner.page_size)
@@ -243,7 +284,7 @@ impl MagentoClient {
         let mut page: u32 = 1;
         loop {
             let criteria = criteria.clone().page_size(size).current_page(page);
-            let result = self.search(resource, &criteria).await?;
+            let result = fetch(criteria).await?;
             let got = result.items.len();
             out.extend(result.items);
             let fetched = u64::from(page) * u64::from(size);
@@ -444,6 +485,12 @@ impl MagentoClient {
     }
 
     async fn execute(&self, call: Call) -> Result<Value, MagentoError> {
+        self.execute_as(call, decode_value).await
+    }
+
+    /// [`execute`](Self::execute) with the body decoded by `decode`, inside the retry: a
+    /// body that does not decode is retried like one that is not JSON.
+    async fn execute_as<T>(&self, call: Call, decode: Decode<T>) -> Result<T, MagentoError> {
         let call = &call;
         self.retry
             .run(
@@ -452,7 +499,7 @@ impl MagentoClient {
                         Some(budget) => Some(budget.acquire(call.priority).await),
                         None => None,
                     };
-                    self.attempt(call).await
+                    self.attempt(call, decode).await
                 },
                 |e: &MagentoError| classify(e, call.repeat),
             )
@@ -460,20 +507,20 @@ impl MagentoClient {
     }
 
     /// One try, plus — for admin tokens only — one re-fetch and resend after a 401.
-    async fn attempt(&self, call: &Call) -> Result<Value, MagentoError> {
+    async fn attempt<T>(&self, call: &Call, decode: Decode<T>) -> Result<T, MagentoError> {
         match &self.inner.auth {
             Auth::Admin(cache) => {
                 let (token, generation) = self.admin_token(cache).await.map_err(not_sent)?;
-                match self.attempt_with(call, Some(&token)).await {
+                match self.attempt_with(call, Some(&token), decode).await {
                     Err(e) if e.status() == Some(401) => {
                         cache.invalidate(generation).await;
                         let (token, _) = self.admin_token(cache).await.map_err(not_sent)?;
-                        self.attempt_with(call, Some(&token)).await
+                        self.attempt_with(call, Some(&token), decode).await
                     }
                     other => other,
                 }
             }
-            _ => self.attempt_with(call, None).await,
+            _ => self.attempt_with(call, None, decode).await,
         }
     }
 
@@ -498,7 +545,7 @@ impl MagentoClient {
             repeat: Repeat::Safe,
             priority: Priority::Lookup,
         };
-        let value = self.attempt_with(&call, None).await?;
+        let value = self.attempt_with(&call, None, decode_value).await?;
         let token =
             value
                 .as_str()
@@ -513,11 +560,12 @@ impl MagentoClient {
         Ok((token, generation))
     }
 
-    async fn attempt_with(
+    async fn attempt_with<T>(
         &self,
         call: &Call,
         admin_token: Option<&SecretString>,
-    ) -> Result<Value, MagentoError> {
+        decode: Decode<T>,
+    ) -> Result<T, MagentoError> {
         let shown_path = format!("/{}", call.path);
         let mut raw = format!("{}/{}", self.inner.base, call.path);
         if !call.query.is_empty() {
@@ -582,13 +630,10 @@ impl MagentoClient {
                 retry_after,
             });
         }
-        if text.trim().is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_str(&text).map_err(|e| MagentoError::Decode {
+        decode(&text).map_err(|reason| MagentoError::Decode {
             method: call.method.to_string(),
             path: shown_path,
-            reason: format!("not JSON: {e}"),
+            reason,
         })
     }
 
@@ -637,6 +682,46 @@ fn classify(error: &MagentoError, repeat: Repeat) -> Failure {
             Failure::permanent(reason)
         }
     }
+}
+
+/// Turns a successful response body into what the caller wants, or says why it cannot.
+type Decode<T> = fn(&str) -> Result<T, String>;
+
+/// An empty body is `null` (a `DELETE`, a `PUT` that answers nothing).
+fn decode_value(text: &str) -> Result<Value, String> {
+    if text.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))
+}
+
+/// A search page whose items stay JSON text: the poll keeps each order as the text Magento
+/// sent instead of building a map of it only to write it out again (see `PolledOrder`).
+/// Same checks as [`parse_search_page`].
+fn decode_raw_page(text: &str) -> Result<SearchPage<Box<RawValue>>, String> {
+    #[derive(serde::Deserialize)]
+    struct Wire<'a> {
+        #[serde(borrow, default)]
+        items: Option<&'a RawValue>,
+        #[serde(default)]
+        total_count: Option<Value>,
+    }
+    let wire: Wire = match serde_json::from_str(text) {
+        Ok(w) => w,
+        Err(e) if e.is_data() => return Err("expected a search result object".into()),
+        Err(e) => return Err(format!("not JSON: {e}")),
+    };
+    let items = match wire.items {
+        None => Vec::new(),
+        Some(raw) if raw.get() == "null" => Vec::new(),
+        Some(raw) => serde_json::from_str::<Vec<Box<RawValue>>>(raw.get())
+            .map_err(|_| "`items` is not a list".to_string())?,
+    };
+    let total_count = match &wire.total_count {
+        Some(v) => id_from(v).ok_or("`total_count` is not a count")?,
+        None => return Err("missing `total_count`".into()),
+    };
+    Ok(SearchPage { items, total_count })
 }
 
 fn parse_search_page(body: Value) -> Result<SearchPage, String> {

@@ -10,6 +10,7 @@ mod criteria;
 mod encode;
 mod error;
 pub mod oauth1;
+mod polled_order;
 mod poller;
 
 pub use auth::ADMIN_TOKEN_TTL;
@@ -18,4 +19,5 @@ pub use config::{AuthMode, MAX_PAGE_SIZE, MagentoConfig};
 pub use criteria::{Condition, Direction, Filter, SearchCriteria};
 pub use encode::{query_string, rfc3986};
 pub use error::{FailureKind, MagentoError, render_error_body, render_message};
+pub use polled_order::PolledOrder;
 pub use poller::{CHANGED_FIELDS, ChangedOrder, OrderCursor, OrderPoller, order_entity_id};

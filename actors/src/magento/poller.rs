@@ -33,6 +33,7 @@ use crate::model::{JsonView, Kind};
 use super::client::MagentoClient;
 use super::criteria::{Condition, Direction, SearchCriteria};
 use super::error::MagentoError;
+use super::polled_order::PolledOrder;
 
 const TIMESTAMP: &str = "%Y-%m-%d %H:%M:%S";
 
@@ -120,7 +121,7 @@ impl OrderPoller {
     pub async fn poll(
         &self,
         cursor: &OrderCursor,
-    ) -> Result<(Vec<Value>, OrderCursor), MagentoError> {
+    ) -> Result<(Vec<PolledOrder>, OrderCursor), MagentoError> {
         self.poll_wanted(cursor, |keys| async move {
             keys.into_iter().map(|k| k.entity_id).collect()
         })
@@ -136,7 +137,7 @@ impl OrderPoller {
         &self,
         cursor: &OrderCursor,
         wanted: F,
-    ) -> Result<(Vec<Value>, OrderCursor), MagentoError>
+    ) -> Result<(Vec<PolledOrder>, OrderCursor), MagentoError>
     where
         F: Fn(Vec<ChangedOrder>) -> Fut,
         Fut: std::future::Future<Output = HashSet<u64>>,
@@ -146,8 +147,7 @@ impl OrderPoller {
         let mut emitted = Vec::new();
         if let Some(start) = self.window_start(&cursor.updated_at)? {
             for order in self.sweep(&start, &cursor.updated_at, &seen).await? {
-                let key = order_key(&order)?;
-                if seen.insert(key) {
+                if seen.insert(order.key()) {
                     emitted.push(order);
                 }
             }
@@ -192,7 +192,7 @@ impl OrderPoller {
                     });
                     // A server that ignores `fields` sent the whole order already.
                     if is_whole(&item) {
-                        whole.push(item);
+                        whole.push(PolledOrder::from_value(&item)?);
                     }
                 }
             }
@@ -201,7 +201,7 @@ impl OrderPoller {
                 let mut read = Vec::new();
                 let mut kept: HashSet<u64> = HashSet::new();
                 for order in whole {
-                    let id = order_key(&order)?.0;
+                    let id = order.entity_id();
                     if picked.contains(&id) {
                         kept.insert(id);
                         read.push(order);
@@ -209,7 +209,7 @@ impl OrderPoller {
                 }
                 let fetch = picked.into_iter().filter(|id| !kept.contains(id)).collect();
                 read.extend(self.fetch(fetch).await?);
-                read.sort_by_cached_key(|o| order_key(o).ok().map(|(id, ts)| (ts, id)));
+                sort_by_change(&mut read);
                 emitted.extend(read);
             }
             let fetched = u64::from(page) * u64::from(self.page_size);
@@ -236,9 +236,15 @@ impl OrderPoller {
     }
 
     /// Orders by `entity_id`, with the projected fields, oldest change first.
-    async fn fetch(&self, ids: Vec<u64>) -> Result<Vec<Value>, MagentoError> {
-        let mut out = self.client.orders_by_id(&ids).await?;
-        out.sort_by_cached_key(|o| order_key(o).ok().map(|(id, ts)| (ts, id)));
+    async fn fetch(&self, ids: Vec<u64>) -> Result<Vec<PolledOrder>, MagentoError> {
+        let mut out = self
+            .client
+            .orders_by_id(&ids)
+            .await?
+            .into_iter()
+            .map(PolledOrder::from_raw)
+            .collect::<Result<Vec<_>, _>>()?;
+        sort_by_change(&mut out);
         Ok(out)
     }
 
@@ -247,7 +253,7 @@ impl OrderPoller {
         start: &str,
         before: &str,
         seen: &HashSet<(u64, String)>,
-    ) -> Result<Vec<Value>, MagentoError> {
+    ) -> Result<Vec<PolledOrder>, MagentoError> {
         let page_size = super::config::MAX_PAGE_SIZE;
         let mut whole = Vec::new();
         let mut missing: Vec<u64> = Vec::new();
@@ -275,7 +281,7 @@ impl OrderPoller {
                     continue;
                 }
                 if item.get("increment_id").is_some() {
-                    whole.push(item);
+                    whole.push(PolledOrder::from_value(&item)?);
                 } else {
                     missing.push(key.0);
                 }
@@ -293,7 +299,7 @@ impl OrderPoller {
             }
         }
         whole.extend(self.fetch(missing).await?);
-        whole.sort_by_cached_key(|o| order_key(o).ok().map(|(id, ts)| (ts, id)));
+        sort_by_change(&mut whole);
         Ok(whole)
     }
 
@@ -342,7 +348,12 @@ pub fn order_entity_id(order: &impl JsonView) -> Option<u64> {
     }
 }
 
-fn order_key(order: &Value) -> Result<(u64, String), MagentoError> {
+/// Oldest change first, ties by `entity_id`: the order the poll's cursor moves in.
+fn sort_by_change(orders: &mut [PolledOrder]) {
+    orders.sort_by(|a, b| (a.updated_at(), a.entity_id()).cmp(&(b.updated_at(), b.entity_id())));
+}
+
+pub(crate) fn order_key(order: &impl JsonView) -> Result<(u64, String), MagentoError> {
     let decode = |reason: &str| MagentoError::Decode {
         method: "GET".into(),
         path: "/V1/orders".into(),
@@ -351,8 +362,8 @@ fn order_key(order: &Value) -> Result<(u64, String), MagentoError> {
     let id =
         order_entity_id(order).ok_or_else(|| decode("an order without a numeric entity_id"))?;
     let updated_at = order
-        .get("updated_at")
-        .and_then(Value::as_str)
+        .member("updated_at")
+        .and_then(JsonView::text)
         .ok_or_else(|| decode("an order without updated_at"))?;
     parse_ts(updated_at).map_err(|_| decode("an order with a malformed updated_at"))?;
     Ok((id, updated_at.to_string()))

@@ -94,60 +94,60 @@ impl Serialize for Json<'_> {
     }
 }
 
-impl<'de> Deserialize<'de> for Json<'de> {
+impl<'de: 'a, 'a> Deserialize<'de> for Json<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(JsonVisitor)
+        d.deserialize_any(JsonVisitor(std::marker::PhantomData))
     }
 }
 
-struct JsonVisitor;
+struct JsonVisitor<'a>(std::marker::PhantomData<&'a ()>);
 
-impl<'de> Visitor<'de> for JsonVisitor {
-    type Value = Json<'de>;
+impl<'de: 'a, 'a> Visitor<'de> for JsonVisitor<'a> {
+    type Value = Json<'a>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
 
-    fn visit_unit<E>(self) -> Result<Json<'de>, E> {
+    fn visit_unit<E>(self) -> Result<Json<'a>, E> {
         Ok(Json::Null)
     }
 
-    fn visit_none<E>(self) -> Result<Json<'de>, E> {
+    fn visit_none<E>(self) -> Result<Json<'a>, E> {
         Ok(Json::Null)
     }
 
-    fn visit_bool<E>(self, b: bool) -> Result<Json<'de>, E> {
+    fn visit_bool<E>(self, b: bool) -> Result<Json<'a>, E> {
         Ok(Json::Bool(b))
     }
 
     // Reached only through a deserializer without `arbitrary_precision` semantics; kept
     // exact for integers. A float would already have lost its text, so it is refused.
-    fn visit_i64<E>(self, v: i64) -> Result<Json<'de>, E> {
+    fn visit_i64<E>(self, v: i64) -> Result<Json<'a>, E> {
         Ok(Json::Number(Cow::Owned(v.to_string())))
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<Json<'de>, E> {
+    fn visit_u64<E>(self, v: u64) -> Result<Json<'a>, E> {
         Ok(Json::Number(Cow::Owned(v.to_string())))
     }
 
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Json<'de>, E> {
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Json<'a>, E> {
         Err(E::custom("a number reached the parser as a float"))
     }
 
-    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Json<'de>, E> {
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Json<'a>, E> {
         Ok(Json::String(Cow::Borrowed(s)))
     }
 
-    fn visit_str<E>(self, s: &str) -> Result<Json<'de>, E> {
+    fn visit_str<E>(self, s: &str) -> Result<Json<'a>, E> {
         Ok(Json::String(Cow::Owned(s.to_owned())))
     }
 
-    fn visit_string<E>(self, s: String) -> Result<Json<'de>, E> {
+    fn visit_string<E>(self, s: String) -> Result<Json<'a>, E> {
         Ok(Json::String(Cow::Owned(s)))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'a>, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
         while let Some(item) = seq.next_element()? {
             items.push(item);
@@ -155,7 +155,7 @@ impl<'de> Visitor<'de> for JsonVisitor {
         Ok(Json::Array(items))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'a>, A::Error> {
         let Some(Key(first)) = map.next_key()? else {
             return Ok(Json::Object(Vec::new()));
         };
@@ -176,25 +176,25 @@ impl<'de> Visitor<'de> for JsonVisitor {
 /// always copies).
 struct Key<'a>(Cow<'a, str>);
 
-impl<'de> Deserialize<'de> for Key<'de> {
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
+        struct KeyVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for KeyVisitor<'a> {
+            type Value = Key<'a>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an object key")
             }
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'a>, E> {
                 Ok(Key(Cow::Borrowed(s)))
             }
-            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
+            fn visit_str<E>(self, s: &str) -> Result<Key<'a>, E> {
                 Ok(Key(Cow::Owned(s.to_owned())))
             }
-            fn visit_string<E>(self, s: String) -> Result<Key<'de>, E> {
+            fn visit_string<E>(self, s: String) -> Result<Key<'a>, E> {
                 Ok(Key(Cow::Owned(s)))
             }
         }
-        d.deserialize_str(KeyVisitor)
+        d.deserialize_str(KeyVisitor(std::marker::PhantomData))
     }
 }
 
