@@ -60,12 +60,13 @@ pub const INTENT_TO_ENTITY: TableDefinition<&str, &str> = TableDefinition::new("
 pub const LINK_TO_ENTITY: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("LINK_TO_ENTITY");
 
-/// The links [`LINK_TO_ENTITY`] indexes: the Xero ids a webhook or a reconciliation row
-/// names. An order carries others (`email`, `magento_entity_id`, `invoice_number`) that are
-/// only read from its state; indexing them was half of the random B-tree inserts of every
-/// order's life for lookups nothing makes. Older files may hold entries for other names;
-/// they are never read (`by_link` answers indexed names only).
-pub const INDEXED_LINKS: &[&str] = &["invoice_id", "contact_id", "payment_id"];
+/// The links [`LINK_TO_ENTITY`] indexes: the Xero ids a webhook names (Xero sends
+/// `INVOICE` and `CONTACT` events; a payment reaches a reconciliation through its
+/// invoice). An order carries others (`email`, `magento_entity_id`, `invoice_number`,
+/// `payment_id`) that are only read from its state; indexing them was two thirds of the
+/// random B-tree inserts of every order's life, for lookups nothing makes. Older files may
+/// hold entries for other names; they are never read (`by_link` answers indexed names only).
+pub const INDEXED_LINKS: &[&str] = &["invoice_id", "contact_id"];
 
 /// Sequence number → versioned JSON `AuditEntry`. Append-only.
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("AUDIT");
