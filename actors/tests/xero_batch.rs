@@ -72,7 +72,16 @@ async fn batch_write_sends_the_contract_and_maps_each_element() {
 
     assert_eq!(outcomes.len(), 3);
     match &outcomes[0] {
-        ElementOutcome::Ok { value } => assert_eq!(value["InvoiceID"], "id-1000000"),
+        ElementOutcome::Ok { value } => {
+            assert_eq!(value["InvoiceID"], "id-1000000");
+            assert_eq!(value["Type"], "ACCREC");
+            // The answer's top level and its warnings; nested records are not kept.
+            assert_eq!(
+                value["Warnings"][0]["Message"],
+                "Account code '476' has been removed as it does not match a recognised account."
+            );
+            assert!(value.get("Contact").is_none());
+        }
         other => panic!("{other:?}"),
     }
     match &outcomes[1] {

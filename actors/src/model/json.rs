@@ -31,6 +31,26 @@ impl<'a> Json<'a> {
     pub fn parse(text: &'a str) -> Result<Json<'a>, serde_json::Error> {
         serde_json::from_str(text)
     }
+
+    /// The same tree as an owned `serde_json::Value` (numbers keep their text).
+    pub fn to_value(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            Json::Null => Value::Null,
+            Json::Bool(b) => Value::Bool(*b),
+            Json::Number(n) => {
+                Value::Number(serde_json::Number::from_string_unchecked(n.to_string()))
+            }
+            Json::String(s) => Value::String(s.to_string()),
+            Json::Array(items) => Value::Array(items.iter().map(Json::to_value).collect()),
+            Json::Object(members) => Value::Object(
+                members
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_value()))
+                    .collect(),
+            ),
+        }
+    }
 }
 
 impl JsonView for Json<'_> {
@@ -249,6 +269,17 @@ mod tests {
         );
         assert_eq!(j.member("zz"), None);
         assert_eq!(Json::parse("[1]").unwrap().member("a"), None);
+    }
+
+    #[test]
+    fn converts_to_the_value_serde_json_parses() {
+        let text = SAMPLE;
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(Json::parse(text).unwrap().to_value(), v);
+        assert_eq!(
+            Json::parse(text).unwrap().to_value().to_string(),
+            v.to_string()
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use super::client::{Call, XeroClient, validation_messages};
 use super::error::XeroError;
 use crate::budget::Priority;
+use crate::model::{Json, JsonView};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteMethod {
@@ -21,12 +22,59 @@ pub enum WriteMethod {
 }
 
 /// The fate of one element of a batch, in request order.
+///
+/// `value` is the element's top level as Xero answered it: its ids, number, status, totals,
+/// dates, `ValidationErrors` and `Warnings`. Nested lists and objects (line items, the
+/// contact, payments, addresses) are left out: nothing reads them from a write's answer, and
+/// a fifty-invoice answer is mostly line items, which the engine used to build as maps only
+/// to drop them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ElementOutcome {
     /// Created or updated; `value` is Xero's copy (with its IDs, totals, warnings).
     Ok { value: Value },
     /// Refused; `value` is what Xero echoed back for it.
     Rejected { messages: Vec<String>, value: Value },
+}
+
+/// Nested members of an element that are kept: what tells an outcome and its reasons.
+const KEPT_NESTED: &[&str] = &["ValidationErrors", "Warnings"];
+
+/// The elements of a successful batch answer, each cut to its top level (see
+/// [`ElementOutcome`]).
+fn returned_elements(body: &[u8], resource: &str) -> Result<Vec<Value>, XeroError> {
+    let not_object = || XeroError::Malformed(format!("{resource}: response is not an object"));
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(not_object());
+    }
+    let tree = std::str::from_utf8(body)
+        .ok()
+        .and_then(|text| Json::parse(text).ok())
+        .ok_or_else(|| XeroError::Malformed(format!("{resource}: success body is not JSON")))?;
+    if !tree.object() {
+        return Err(not_object());
+    }
+    match tree.member(resource) {
+        Some(Json::Array(elements)) => Ok(elements.iter().map(top_level).collect()),
+        _ => Err(XeroError::Malformed(format!(
+            "{resource}: response has no {resource} array"
+        ))),
+    }
+}
+
+fn top_level(element: &Json) -> Value {
+    match element {
+        Json::Object(members) => Value::Object(
+            members
+                .iter()
+                .filter(|(k, v)| {
+                    KEPT_NESTED.contains(&k.as_ref())
+                        || !matches!(v, Json::Array(_) | Json::Object(_))
+                })
+                .map(|(k, v)| (k.to_string(), v.to_value()))
+                .collect(),
+        ),
+        other => other.to_value(),
+    }
 }
 
 impl ElementOutcome {
@@ -130,22 +178,9 @@ impl XeroClient {
             if_modified_since: None,
             priority,
         };
-        let response = self.execute(&call).await?;
-        let returned = match response {
-            Value::Object(mut m) => match m.remove(resource) {
-                Some(Value::Array(a)) => a,
-                _ => {
-                    return Err(XeroError::Malformed(format!(
-                        "{resource}: response has no {resource} array"
-                    )));
-                }
-            },
-            _ => {
-                return Err(XeroError::Malformed(format!(
-                    "{resource}: response is not an object"
-                )));
-            }
-        };
+        let returned = self
+            .execute_as(&call, |_, body, _| returned_elements(body, resource))
+            .await?;
         if returned.len() != count {
             return Err(XeroError::Malformed(format!(
                 "{resource}: sent {count} elements, got {} back",

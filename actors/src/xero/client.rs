@@ -250,6 +250,16 @@ impl XeroClient {
     /// the same Idempotency-Key. A 401 triggers one token refresh that does not count as an
     /// attempt; a 429 pauses the whole tenant's budget, so every other caller waits too.
     pub(crate) async fn execute(&self, call: &Call<'_>) -> Result<Value, XeroError> {
+        self.execute_as(call, decode_value).await
+    }
+
+    /// [`execute`](Self::execute) with a successful body (2xx or 304) decoded by `decode`
+    /// (status, body, path), inside the retry loop: a body that does not decode is retried
+    /// like any malformed answer.
+    pub(crate) async fn execute_as<T, D>(&self, call: &Call<'_>, decode: D) -> Result<T, XeroError>
+    where
+        D: Fn(u16, &[u8], &str) -> Result<T, XeroError>,
+    {
         let tenant = self.tenant_id().await?;
         let url = format!(
             "{}/{}",
@@ -296,7 +306,10 @@ impl XeroClient {
                     let headers = resp.headers().clone();
                     match resp.bytes().await {
                         Err(e) => Err(XeroError::Transport(Failure::from_reqwest(&e))),
-                        Ok(body) => self.interpret(status, &headers, &body, call.path),
+                        Ok(body) => match status {
+                            200..=299 | 304 => decode(status, &body, call.path),
+                            _ => Err(self.error_for(status, &headers, &body, call.path)),
+                        },
                     }
                 }
             };
@@ -335,22 +348,6 @@ impl XeroClient {
                 }
                 None => return Err(err),
             }
-        }
-    }
-
-    fn interpret(
-        &self,
-        status: u16,
-        headers: &HeaderMap,
-        body: &[u8],
-        path: &str,
-    ) -> Result<Value, XeroError> {
-        match status {
-            304 => Ok(Value::Null),
-            200..=299 if body.iter().all(u8::is_ascii_whitespace) => Ok(Value::Null),
-            200..=299 => serde_json::from_slice(body)
-                .map_err(|_| XeroError::Malformed(format!("{path}: success body is not JSON"))),
-            _ => Err(self.error_for(status, headers, body, path)),
         }
     }
 
@@ -425,6 +422,15 @@ pub(crate) fn validation_messages(json: &Value) -> Vec<String> {
         elements.iter().for_each(&mut push_from);
     }
     out
+}
+
+/// A successful body as a `Value`: `null` for 304 or an empty body.
+fn decode_value(status: u16, body: &[u8], path: &str) -> Result<Value, XeroError> {
+    if status == 304 || body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(body)
+        .map_err(|_| XeroError::Malformed(format!("{path}: success body is not JSON")))
 }
 
 /// A short description of an error body: its message field if it has one, else its text.
