@@ -6,7 +6,7 @@
 //! ContactID. The create's intent is committed before the PUT; after a crash the next round
 //! simply looks the batch up again, which finds whatever the lost PUT created.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -449,7 +449,7 @@ impl StageWorker for ContactsWorker {
         // Group by customer; bad input is dead-lettered here.
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
         let mut immediate: Vec<Vec<Write>> = Vec::new();
-        let mut known: HashMap<String, Option<String>> = HashMap::new();
+        let mut parsed: Vec<(EntityState, Order)> = Vec::with_capacity(orders.len());
         for (mut o, value) in orders.into_iter().zip(values) {
             let order: Order = match ctx.parse_order(&value) {
                 Ok(order) => {
@@ -471,18 +471,29 @@ impl StageWorker for ContactsWorker {
                     }
                 },
             };
-            let number = contact_number(&order);
-            if !known.contains_key(&number) {
-                let stored = ctx
-                    .ledger
-                    .get(&EntityKind::Contact.key(&number))
-                    .await
-                    .map_err(|e| e.to_string())?;
+            parsed.push((o, order));
+        }
+        // The customers' contacts, in one read for the round (not one per customer).
+        let numbers: Vec<String> = parsed
+            .iter()
+            .map(|(_, order)| contact_number(order))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let keys = numbers.iter().map(|n| EntityKind::Contact.key(n)).collect();
+        let stored = ctx.ledger.get_many(keys).await.map_err(|e| e.to_string())?;
+        let known: HashMap<String, Option<String>> = numbers
+            .into_iter()
+            .zip(stored)
+            .map(|(number, stored)| {
                 let id = stored
                     .filter(|s| s.stage == Stage::ContactDone)
                     .and_then(|s| s.links.get("contact_id").cloned());
-                known.insert(number.clone(), id);
-            }
+                (number, id)
+            })
+            .collect();
+        for (o, order) in parsed {
+            let number = contact_number(&order);
             if let Some(Some(id)) = known.get(&number) {
                 immediate.push(vec![ready(o, id, &number)]);
                 report.done += 1;
