@@ -2,6 +2,8 @@
 
 use super::record::Record;
 use super::stage::{EntityKind, Stage};
+use super::tables::INDEXED_LINKS;
+use crate::model::json::Key;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -30,12 +32,42 @@ pub struct Intent {
 pub(crate) struct StateHeader {
     pub kind: EntityKind,
     pub stage: Stage,
-    #[serde(default)]
+    /// Only the links the writer indexes ([`INDEXED_LINKS`]): the others are skipped over,
+    /// not built, on every write.
+    #[serde(default, deserialize_with = "indexed_links")]
     pub links: BTreeMap<String, String>,
     pub intent: Option<IntentKey>,
     pub retry_at_ms: Option<i64>,
     pub created_at_ms: i64,
     pub version: u64,
+}
+
+/// A state's `links`, keeping only the names in [`INDEXED_LINKS`].
+fn indexed_links<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    struct Links;
+    impl<'de> serde::de::Visitor<'de> for Links {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of links")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(Key(name)) = map.next_key()? {
+                if INDEXED_LINKS.contains(&name.as_ref()) {
+                    out.insert(name.into_owned(), map.next_value::<String>()?);
+                } else {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Links)
 }
 
 /// Only the idempotency key of an [`Intent`]: what the intent index is keyed by.
@@ -140,5 +172,38 @@ impl EntityState {
             updated_at_ms: 0,
             version: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_keeps_only_the_indexed_links() {
+        let mut s = EntityState::new(EntityKind::Order, "000000001", serde_json::json!({}));
+        for (name, value) in [
+            ("invoice_id", "i-1"),
+            ("email", "a@b.c"),
+            ("contact_id", "c-1"),
+            ("payment_id", "p-1"),
+            ("magento_entity_id", "7"),
+        ] {
+            s.links.insert(name.into(), value.into());
+        }
+        let text = serde_json::to_string(&StoredState::of(&s)).unwrap();
+        let header: StateHeader = serde_json::from_str(&text).unwrap();
+        let kept: Vec<(&str, &str)> = header
+            .links
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(kept, [("contact_id", "c-1"), ("invoice_id", "i-1")]);
+        // A state written without links still reads.
+        let header: StateHeader = serde_json::from_str(
+            r#"{"kind":"order","stage":"seen","intent":null,"retry_at_ms":null,"created_at_ms":1,"version":1}"#,
+        )
+        .unwrap();
+        assert!(header.links.is_empty());
     }
 }

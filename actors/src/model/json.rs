@@ -194,7 +194,7 @@ impl<'de: 'a, 'a> Visitor<'de> for JsonVisitor<'a> {
 
 /// An object key, borrowed from the text when it has no escapes (serde's own `Cow<str>`
 /// always copies).
-struct Key<'a>(Cow<'a, str>);
+pub(crate) struct Key<'a>(pub(crate) Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
