@@ -84,6 +84,8 @@ pub struct LinkContext {
     pub magento_base: String,
     /// Orders whose Magento change the poll moved past while their invoice was in flight.
     pub passed_over: super::passed_over::PassedOver,
+    /// Writeback intents the payments stage committed with a `Paid` outcome, not yet acted on.
+    pub fresh_intents: super::fresh_intents::FreshIntents,
 }
 
 /// Milliseconds since the Unix epoch: the ledger's time unit.

@@ -14,6 +14,7 @@
 
 pub mod contacts;
 pub mod context;
+pub mod fresh_intents;
 pub mod ingest;
 pub mod intents;
 pub mod invoices;

@@ -14,7 +14,6 @@ use serde_json::Value;
 use super::contacts::chunk;
 use super::context::{LinkContext, bury, fail_or_bury, record_name};
 use super::intents::{Sendable, commit_intents, fail_sent, put_batch};
-use super::invoices::commit_all;
 use super::stage::{RoundError, RoundReport, StageWorker};
 use crate::budget::Priority;
 use crate::ledger::{EntityState, Record, Stage, Write};
@@ -40,6 +39,9 @@ impl PaymentsWorker {
     }
 }
 
+/// The `Paid` outcome, committed with the writeback's intent: the intent is in the ledger
+/// before the writeback's call (the protocol), and the order moves once instead of twice.
+/// [`commit_noting_writebacks`] tells the writeback stage the intent is fresh.
 fn paid(mut order: EntityState, payment: &Value, how: &str) -> Write {
     let id = payment
         .get("PaymentID")
@@ -47,7 +49,7 @@ fn paid(mut order: EntityState, payment: &Value, how: &str) -> Write {
         .unwrap_or_default()
         .to_owned();
     order.stage = Stage::Paid;
-    order.intent = None;
+    order.intent = Some(super::writeback::intent_for(&order.key));
     order.retry_at_ms = None;
     order.last_error = None;
     order.attempts = 0;
@@ -59,7 +61,35 @@ fn paid(mut order: EntityState, payment: &Value, how: &str) -> Write {
     Write::Put {
         state: order,
         actor: ACTOR.into(),
-        detail: format!("{how}: PaymentID={id} Amount={amount}"),
+        detail: format!("{how}: PaymentID={id} Amount={amount}; intent Magento writeback"),
+    }
+}
+
+/// Commits each request on its own, then notes the writeback intents of the `Paid` outcomes
+/// that committed as fresh (see `fresh_intents`).
+async fn commit_noting_writebacks(ctx: &LinkContext, writes: Vec<Vec<Write>>) {
+    let fresh: Vec<Option<String>> = writes
+        .iter()
+        .map(|w| match w.as_slice() {
+            [Write::Put { state, .. }] if state.stage == Stage::Paid => state
+                .intent
+                .as_ref()
+                .filter(|i| i.op == super::writeback::WRITEBACK_OP)
+                .map(|i| i.idempotency_key.clone()),
+            _ => None,
+        })
+        .collect();
+    for (r, key) in ctx.ledger.commit_each(writes).await.into_iter().zip(fresh) {
+        match r {
+            Ok(_) => {
+                if let Some(key) = key {
+                    ctx.fresh_intents.note(&key);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "Outcome not committed; the entity is redone next round.")
+            }
+        }
     }
 }
 
@@ -200,7 +230,7 @@ impl PaymentsWorker {
                 &mut report,
             ),
         }
-        commit_all(ctx, writes).await;
+        commit_noting_writebacks(ctx, writes).await;
         Ok(report)
     }
 }
@@ -348,7 +378,7 @@ impl StageWorker for PaymentsWorker {
                 }
             }
         }
-        commit_all(ctx, writes).await;
+        commit_noting_writebacks(ctx, writes).await;
         let batches = chunk(planned, ctx.settings.batch_size);
         let results = futures::future::join_all(batches.into_iter().map(|b| self.post(b))).await;
         for r in results {

@@ -138,11 +138,26 @@ fn written_back(mut s: EntityState, invoiced: bool) -> Write {
     }
 }
 
+/// The writeback intent of order `key`: one per order, so a retry is recognised.
+pub fn intent_for(key: &str) -> Intent {
+    Intent {
+        op: WRITEBACK_OP.into(),
+        idempotency_key: format!("writeback-{key}"),
+        body_sha256: String::new(),
+        batch_id: String::new(),
+        committed_at_ms: now_ms(),
+    }
+}
+
+/// The operation named in a writeback intent.
+pub const WRITEBACK_OP: &str = "Magento writeback";
+
 impl WritebackWorker {
     /// Commits the intent of every order of the round that has none yet, all in one
     /// transaction (one fsync) before any Magento call; each order is accepted or refused on
     /// its own. Returns the orders whose intent is in the ledger, each with whether this is
-    /// its first attempt (its intent was committed just now), and the ones whose intent
+    /// its first attempt (its intent was committed just now, here or by the payments stage
+    /// with the `Paid` outcome: `fresh_intents`), and the ones whose intent
     /// could not be committed (they make no call this round).
     async fn with_intents(
         &self,
@@ -150,15 +165,21 @@ impl WritebackWorker {
     ) -> (Vec<(EntityState, bool)>, Vec<(EntityState, String)>) {
         let (again, mut fresh): (Vec<_>, Vec<_>) =
             paid.into_iter().partition(|s| s.intent.is_some());
-        let mut ready: Vec<(EntityState, bool)> = again.into_iter().map(|s| (s, false)).collect();
+        // An intent the payments stage committed with the `Paid` outcome in this process,
+        // untouched since, is a first attempt; any other was left by an attempt that may
+        // have reached Magento.
+        let mut ready: Vec<(EntityState, bool)> = again
+            .into_iter()
+            .map(|s| {
+                let first = s
+                    .intent
+                    .as_ref()
+                    .is_some_and(|i| self.ctx.fresh_intents.take(&i.idempotency_key));
+                (s, first)
+            })
+            .collect();
         for s in &mut fresh {
-            s.intent = Some(Intent {
-                op: "Magento writeback".into(),
-                idempotency_key: format!("writeback-{}", s.key),
-                body_sha256: String::new(),
-                batch_id: String::new(),
-                committed_at_ms: now_ms(),
-            });
+            s.intent = Some(intent_for(&s.key));
         }
         let commits = fresh
             .iter()
