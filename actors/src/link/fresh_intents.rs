@@ -1,35 +1,49 @@
-//! Intents this process committed for a call nobody has made yet.
+//! Intents this process is committing for a call nobody has made yet.
 //!
 //! An intent found in the ledger normally means "a call may have been made": the next attempt
 //! looks the write up before repeating it. The payments stage commits an order's `Paid`
 //! outcome together with the writeback intent (committed before the writeback call, as the
 //! protocol requires), which saves a ledger transition per paid order; the writeback stage
 //! must still tell that fresh intent from one a crashed or failed attempt left behind. Only
-//! this process can know, so the set lives in memory: the committer notes the key after its
-//! commit, the caller takes it once before the call. A restart empties the set, so every
-//! intent from a dead process is treated as possibly sent, as before.
+//! this process can know, so the set lives in memory, and a restart empties it: every intent
+//! from a dead process is treated as possibly sent, as before.
 //!
-//! Noted after the commit, never before: a key noted for a commit that then failed could
-//! later vouch for an intent a failed attempt left. The price is a race in the safe
-//! direction: a writeback round that reads the order between the commit and the note takes
-//! it for a retry and looks Magento up first (a few hundred of 8,000 orders in some runs).
+//! A note names the intent's key and the version the committed state will have. The
+//! committer notes before its commit, so no reader of the committed state can come before the
+//! note (a note after the commit let some writeback rounds read the order first and take the
+//! slow path); only the state that commit writes carries that key at that version, so a note
+//! whose commit failed vouches for nothing (and is dropped). The writeback takes the note
+//! once, before its call: any later attempt is a retry.
 
 use parking_lot::Mutex;
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 #[derive(Debug, Default)]
-pub struct FreshIntents(Mutex<HashSet<String>>);
+pub struct FreshIntents(Mutex<HashMap<String, u64>>);
 
 impl FreshIntents {
-    /// `idempotency_key`'s intent is committed and its call not made.
-    pub fn note(&self, idempotency_key: &str) {
-        self.0.lock().insert(idempotency_key.to_owned());
+    /// The state about to be committed at `version` carries `idempotency_key`'s intent, and
+    /// no call for it has been made.
+    pub fn note(&self, idempotency_key: &str, version: u64) {
+        self.0.lock().insert(idempotency_key.to_owned(), version);
     }
 
-    /// Whether the call for `idempotency_key` is certainly not made yet. True at most once
-    /// per noting: the caller makes the call, and any later attempt is treated as a retry.
-    pub fn take(&self, idempotency_key: &str) -> bool {
-        self.0.lock().remove(idempotency_key)
+    /// The commit [`note`](Self::note) announced did not happen.
+    pub fn forget(&self, idempotency_key: &str) {
+        self.0.lock().remove(idempotency_key);
+    }
+
+    /// Whether the intent on the state read at `version` is certainly not acted on yet. True
+    /// at most once per note.
+    pub fn take(&self, idempotency_key: &str, version: u64) -> bool {
+        let mut notes = self.0.lock();
+        match notes.get(idempotency_key) {
+            Some(v) if *v == version => {
+                notes.remove(idempotency_key);
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -38,17 +52,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_noted_intent_is_fresh_once_and_an_unnoted_one_never() {
+    fn a_noted_intent_is_fresh_once_at_its_version_and_an_unnoted_one_never() {
         let f = FreshIntents::default();
         assert!(
-            !f.take("writeback-order:1"),
+            !f.take("writeback-order:1", 5),
             "not committed by this process"
         );
-        f.note("writeback-order:1");
-        assert!(f.take("writeback-order:1"));
+        f.note("writeback-order:1", 5);
         assert!(
-            !f.take("writeback-order:1"),
+            !f.take("writeback-order:1", 7),
+            "another state of the order"
+        );
+        assert!(f.take("writeback-order:1", 5));
+        assert!(
+            !f.take("writeback-order:1", 5),
             "the second attempt is a retry"
         );
+        f.note("writeback-order:2", 3);
+        f.forget("writeback-order:2");
+        assert!(!f.take("writeback-order:2", 3), "the commit did not happen");
     }
 }

@@ -65,30 +65,32 @@ fn paid(mut order: EntityState, payment: &Value, how: &str) -> Write {
     }
 }
 
-/// Commits each request on its own, then notes the writeback intents of the `Paid` outcomes
-/// that committed as fresh (see `fresh_intents`).
+/// Commits each request on its own, noting the writeback intents of the `Paid` outcomes as
+/// fresh (see `fresh_intents`) and forgetting those whose commit failed.
 async fn commit_noting_writebacks(ctx: &LinkContext, writes: Vec<Vec<Write>>) {
     let fresh: Vec<Option<String>> = writes
         .iter()
         .map(|w| match w.as_slice() {
-            [Write::Put { state, .. }] if state.stage == Stage::Paid => state
-                .intent
-                .as_ref()
-                .filter(|i| i.op == super::writeback::WRITEBACK_OP)
-                .map(|i| i.idempotency_key.clone()),
+            [Write::Put { state, .. }] if state.stage == Stage::Paid => {
+                let key = state
+                    .intent
+                    .as_ref()
+                    .filter(|i| i.op == super::writeback::WRITEBACK_OP)?
+                    .idempotency_key
+                    .clone();
+                // The ledger stores a written state at the version read plus one.
+                ctx.fresh_intents.note(&key, state.version + 1);
+                Some(key)
+            }
             _ => None,
         })
         .collect();
     for (r, key) in ctx.ledger.commit_each(writes).await.into_iter().zip(fresh) {
-        match r {
-            Ok(_) => {
-                if let Some(key) = key {
-                    ctx.fresh_intents.note(&key);
-                }
+        if let Err(e) = r {
+            if let Some(key) = key {
+                ctx.fresh_intents.forget(&key);
             }
-            Err(e) => {
-                tracing::debug!(error = %e, "Outcome not committed; the entity is redone next round.")
-            }
+            tracing::debug!(error = %e, "Outcome not committed; the entity is redone next round.");
         }
     }
 }

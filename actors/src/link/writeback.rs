@@ -174,7 +174,7 @@ impl WritebackWorker {
                 let first = s
                     .intent
                     .as_ref()
-                    .is_some_and(|i| self.ctx.fresh_intents.take(&i.idempotency_key));
+                    .is_some_and(|i| self.ctx.fresh_intents.take(&i.idempotency_key, s.version));
                 (s, first)
             })
             .collect();
