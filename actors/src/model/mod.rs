@@ -1,8 +1,10 @@
 //! Wire and internal types: money, the validated Magento order, the catalogue facts an order
 //! needs, and the Xero request/response bodies.
 //!
-//! Orders are parsed from `serde_json::Value` by hand rather than derived, so that every
-//! rejection can name the exact field (`items[2].price`) for the dead-letter queue.
+//! Orders are parsed from a JSON tree by hand rather than derived, so that every rejection
+//! can name the exact field (`items[2].price`) for the dead-letter queue. The tree is a
+//! `serde_json::Value` or the borrowed [`Json`] a stage reads a stored record into; the
+//! parser sees either through [`JsonView`].
 
 pub mod catalogue;
 pub mod error;
