@@ -1,7 +1,7 @@
 //! The validated internal order: what a Magento order means for accounting.
 //!
 //! Parsing is done field by field from a JSON tree (any [`JsonView`]: a `serde_json::Value`,
-//! or the borrowed [`Json`](super::json::Json) of a stored record) so a rejection names the
+//! or the borrowed [`Json`] of a stored record) so a rejection names the
 //! field (`items[2].price`). The line rules follow the Magento fact sheet §11: one line per priced
 //! item, a configurable parent's amounts under its child's SKU, bundle amounts on whichever side
 //! Magento priced (children for dynamic price, the parent for fixed price), never both.
