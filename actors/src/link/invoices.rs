@@ -221,12 +221,20 @@ impl InvoicesWorker {
     }
 }
 
-pub(crate) async fn commit_all(ctx: &LinkContext, writes: Vec<Vec<Write>>) {
-    for r in ctx.ledger.commit_each(writes).await {
-        if let Err(e) = r {
-            tracing::debug!(error = %e, "Outcome not committed; the entity is redone next round.");
-        }
-    }
+/// Commits each request on its own; says which committed (a refused one is redone next
+/// round from what the ledger then holds).
+pub(crate) async fn commit_all(ctx: &LinkContext, writes: Vec<Vec<Write>>) -> Vec<bool> {
+    let results = ctx.ledger.commit_each(writes).await;
+    results
+        .into_iter()
+        .map(|r| match r {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, "Outcome not committed; the entity is redone next round.");
+                false
+            }
+        })
+        .collect()
 }
 
 impl StageWorker for InvoicesWorker {

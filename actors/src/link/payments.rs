@@ -14,17 +14,16 @@ use serde_json::Value;
 use super::contacts::chunk;
 use super::context::{LinkContext, bury, fail_or_bury, record_name};
 use super::intents::{Sendable, commit_intents, fail_sent, put_batch};
+use super::invoices::commit_all;
 use super::stage::{RoundError, RoundReport, StageWorker};
 use crate::budget::Priority;
 use crate::ledger::{EntityState, Record, Stage, Write};
 use crate::magento::{MagentoError, order_entity_id};
 use crate::mapping::payment_for;
 use crate::mapping::rules::MappingRules;
-use crate::model::Json;
-use crate::model::JsonView;
-use crate::model::RecordError;
 use crate::model::money::parse_money;
 use crate::model::order_fields::project_record;
+use crate::model::{Json, JsonView, RecordError};
 use crate::xero::ElementOutcome;
 
 const ACTOR: &str = "payments";
@@ -85,12 +84,9 @@ async fn commit_noting_writebacks(ctx: &LinkContext, writes: Vec<Vec<Write>>) {
             _ => None,
         })
         .collect();
-    for (r, key) in ctx.ledger.commit_each(writes).await.into_iter().zip(fresh) {
-        if let Err(e) = r {
-            if let Some(key) = key {
-                ctx.fresh_intents.forget(&key);
-            }
-            tracing::debug!(error = %e, "Outcome not committed; the entity is redone next round.");
+    for (committed, key) in commit_all(ctx, writes).await.into_iter().zip(fresh) {
+        if let (false, Some(key)) = (committed, key) {
+            ctx.fresh_intents.forget(&key);
         }
     }
 }

@@ -215,14 +215,8 @@ impl MagentoClient {
         resource: &str,
         criteria: &SearchCriteria,
     ) -> Result<SearchPage, MagentoError> {
-        let criteria = self.paged(criteria);
-        let path = format!("V1/{}", resource.trim_matches('/'));
-        let body = self.get(path.clone(), criteria.to_query()).await?;
-        parse_search_page(body).map_err(|reason| MagentoError::Decode {
-            method: "GET".into(),
-            path: format!("/{path}"),
-            reason,
-        })
+        self.search_as(resource, criteria, decode_page::<Value>)
+            .await
     }
 
     /// Every match of a search, page by page with an explicit page size. Stops when
@@ -243,16 +237,27 @@ impl MagentoClient {
         resource: &str,
         criteria: &SearchCriteria,
     ) -> Result<SearchPage<Box<RawValue>>, MagentoError> {
-        let path = format!("V1/{}", resource.trim_matches('/'));
+        self.search_as(resource, criteria, decode_page::<Box<RawValue>>)
+            .await
+    }
+
+    /// One search page, decoded inside the retry (a page of the wrong shape is retried like
+    /// one that is not JSON).
+    async fn search_as<T>(
+        &self,
+        resource: &str,
+        criteria: &SearchCriteria,
+        decode: Decode<SearchPage<T>>,
+    ) -> Result<SearchPage<T>, MagentoError> {
         let call = Call {
             method: Method::GET,
-            path,
+            path: format!("V1/{}", resource.trim_matches('/')),
             query: self.paged(criteria).to_query(),
             body: None,
             repeat: Repeat::Safe,
             priority: Priority::Lookup,
         };
-        self.execute_as(call, decode_raw_page).await
+        self.execute_as(call, decode).await
     }
 
     /// `criteria` with the configured page size when it has none: Magento would otherwise
@@ -695,10 +700,11 @@ fn decode_value(text: &str) -> Result<Value, String> {
     serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))
 }
 
-/// A search page whose items stay JSON text: the poll keeps each order as the text Magento
-/// sent instead of building a map of it only to write it out again (see `PolledOrder`).
-/// Same checks as [`parse_search_page`].
-fn decode_raw_page(text: &str) -> Result<SearchPage<Box<RawValue>>, String> {
+/// A search page, `{items, total_count}` (the echoed `search_criteria` is skipped), with
+/// its items as `T`: `Value`, or `Box<RawValue>` for the poll, which keeps each order as the
+/// text Magento sent instead of building a map of it only to write it out again (see
+/// `PolledOrder`).
+fn decode_page<T: serde::de::DeserializeOwned>(text: &str) -> Result<SearchPage<T>, String> {
     #[derive(serde::Deserialize)]
     struct Wire<'a> {
         #[serde(borrow, default)]
@@ -714,26 +720,10 @@ fn decode_raw_page(text: &str) -> Result<SearchPage<Box<RawValue>>, String> {
     let items = match wire.items {
         None => Vec::new(),
         Some(raw) if raw.get() == "null" => Vec::new(),
-        Some(raw) => serde_json::from_str::<Vec<Box<RawValue>>>(raw.get())
+        Some(raw) => serde_json::from_str::<Vec<T>>(raw.get())
             .map_err(|_| "`items` is not a list".to_string())?,
     };
     let total_count = match &wire.total_count {
-        Some(v) => id_from(v).ok_or("`total_count` is not a count")?,
-        None => return Err("missing `total_count`".into()),
-    };
-    Ok(SearchPage { items, total_count })
-}
-
-fn parse_search_page(body: Value) -> Result<SearchPage, String> {
-    let Value::Object(mut map) = body else {
-        return Err("expected a search result object".into());
-    };
-    let items = match map.remove("items") {
-        Some(Value::Array(items)) => items,
-        None | Some(Value::Null) => Vec::new(),
-        Some(_) => return Err("`items` is not a list".into()),
-    };
-    let total_count = match map.get("total_count") {
         Some(v) => id_from(v).ok_or("`total_count` is not a count")?,
         None => return Err("missing `total_count`".into()),
     };
@@ -780,13 +770,28 @@ mod tests {
 
     #[test]
     fn search_page_shapes() {
-        let page = parse_search_page(json!({"items": [{"a": 1}], "total_count": 7})).unwrap();
+        let text = r#"{"items": [{"a": 1}], "search_criteria": {}, "total_count": "7"}"#;
+        let page = decode_page::<Value>(text).unwrap();
         assert_eq!(page.total_count, 7);
-        assert_eq!(page.items.len(), 1);
-        let empty = parse_search_page(json!({"total_count": 0})).unwrap();
-        assert!(empty.items.is_empty());
-        assert!(parse_search_page(json!({"items": []})).is_err());
-        assert!(parse_search_page(json!([1])).is_err());
+        assert_eq!(page.items, vec![json!({"a": 1})]);
+        let raw = decode_page::<Box<RawValue>>(text).unwrap();
+        assert_eq!(raw.items[0].get(), r#"{"a": 1}"#);
+        for empty in [
+            r#"{"total_count": 0}"#,
+            r#"{"items": null, "total_count": 0}"#,
+        ] {
+            assert!(decode_page::<Value>(empty).unwrap().items.is_empty());
+        }
+        for bad in [
+            r#"{"items": []}"#,
+            "[1]",
+            r#"{"items": 3, "total_count": 1}"#,
+            r#"{"items": [], "total_count": "x"}"#,
+            "not json",
+            "",
+        ] {
+            assert!(decode_page::<Value>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

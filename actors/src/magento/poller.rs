@@ -248,6 +248,13 @@ impl OrderPoller {
         Ok(out)
     }
 
+    /// The orders in `[start, before)` (the overlap window behind the cursor) that were not
+    /// returned yet: late commits. The window is re-read on every poll, and most of it was
+    /// seen, so it is read by key only (`fields=items[entity_id,updated_at]`) and only the
+    /// unseen orders are then fetched whole. Without this, every order the engine writes back
+    /// to (which bumps its `updated_at`) came back in full on every poll for `overlap`
+    /// seconds. A server that ignores `fields` returns whole orders, which are used as they
+    /// are.
     async fn sweep(
         &self,
         start: &str,
