@@ -13,13 +13,13 @@ use serde_json::Value;
 
 use super::context::{LinkContext, bury, fail_or_bury, is_due, now_ms};
 use super::keys::batch_key;
+use super::parsed_orders::Stored;
 use super::stage::{RoundError, RoundReport, StageWorker};
 use crate::budget::Priority;
 use crate::ledger::{EntityKind, EntityState, Intent, Record, Stage, Write};
 use crate::mapping::contact::{
     ContactMatch, contact_for, contact_number, disambiguated_name, find_existing, update_for,
 };
-use crate::model::Json;
 use crate::model::xero::Contact;
 use crate::model::{Order, RecordError};
 use crate::xero::{ElementOutcome, WriteMethod};
@@ -440,30 +440,32 @@ impl StageWorker for ContactsWorker {
             ..Default::default()
         };
         let records: Vec<Record> = orders.iter().map(|o| o.data.clone()).collect();
-        let values: Vec<Json> = records.iter().map(Record::tree).collect();
-        let raws: Vec<&Json> = values.iter().collect();
-        if let Err(e) = ctx.ensure_skus(&raws).await {
+        let stored = ctx.stored_orders(&orders, &records);
+        if let Err(e) = ctx.ensure_skus(&Stored::trees(&stored)).await {
             tracing::warn!(error = %e, "Could not describe SKUs; contacts wait.");
             return Ok(RoundReport::default());
         }
         // Group by customer; bad input is dead-lettered here.
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
         let mut immediate: Vec<Vec<Write>> = Vec::new();
-        let mut parsed: Vec<(EntityState, Order)> = Vec::with_capacity(orders.len());
-        for (mut o, value) in orders.into_iter().zip(values) {
-            let order: Order = match ctx.parse_order(&value) {
+        let mut parsed: Vec<(EntityState, Arc<Order>)> = Vec::with_capacity(orders.len());
+        for (mut o, stored) in orders.into_iter().zip(stored) {
+            let parsed_order = match &stored {
+                Stored::Parsed(order) => Ok(order.clone()),
+                Stored::Tree(value) => ctx.parse_stored(&o, value),
+            };
+            let order: Arc<Order> = match parsed_order {
                 Ok(order) => {
                     // A dead letter whose fixed copy ingest already stored parses here, but
                     // ingest never gave it a good order's links; writeback needs this one.
-                    if !o.links.contains_key("magento_entity_id")
-                        && let Some(id) = crate::magento::order_entity_id(&value)
-                    {
-                        o.links.insert("magento_entity_id".into(), id.to_string());
+                    if !o.links.contains_key("magento_entity_id") {
+                        o.links
+                            .insert("magento_entity_id".into(), order.entity_id.to_string());
                     }
                     order
                 }
                 Err(err) => match reread(ctx, &mut o, err).await {
-                    Ok(order) => order,
+                    Ok(order) => Arc::new(order),
                     Err(err) => {
                         immediate.push(vec![bury(&o, ACTOR, &err, None)]);
                         report.dead += 1;

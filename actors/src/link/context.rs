@@ -86,6 +86,22 @@ pub struct LinkContext {
     pub passed_over: super::passed_over::PassedOver,
     /// Writeback intents the payments stage committed with a `Paid` outcome, not yet acted on.
     pub fresh_intents: super::fresh_intents::FreshIntents,
+    /// Stored orders one stage parsed, for the next stage to reuse.
+    pub parsed_orders: super::parsed_orders::ParsedOrders,
+}
+
+/// The SKUs on `order`'s items that `cat` does not describe.
+fn unknown_skus<'a, J: JsonView>(
+    order: &'a J,
+    cat: &'a Catalogue,
+) -> impl Iterator<Item = &'a str> {
+    order
+        .member("items")
+        .and_then(JsonView::elements)
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item.member("sku").and_then(JsonView::text))
+        .filter(|sku| cat.product(sku).is_none())
 }
 
 /// Milliseconds since the Unix epoch: the ledger's time unit.
@@ -179,18 +195,7 @@ impl LinkContext {
         {
             let cat = self.catalogue.read();
             for order in orders {
-                for item in order
-                    .member("items")
-                    .and_then(JsonView::elements)
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(sku) = item.member("sku").and_then(JsonView::text)
-                        && cat.product(sku).is_none()
-                    {
-                        missing.insert(sku.to_owned());
-                    }
-                }
+                missing.extend(unknown_skus(*order, &cat).map(str::to_owned));
             }
         }
         if missing.is_empty() {
@@ -220,6 +225,48 @@ impl LinkContext {
     /// Parses a stored Magento order against the current catalogue.
     pub fn parse_order(&self, raw: &impl JsonView) -> Result<Order, RecordError> {
         Order::from_json(raw, &self.catalogue.read())
+    }
+
+    /// `s`'s stored order as an earlier stage parsed it, if its record and the catalogue are
+    /// unchanged since (see `parsed_orders`). A hit needs no [`ensure_skus`](Self::ensure_skus):
+    /// only orders whose every SKU was described are kept.
+    pub fn parsed_order(&self, s: &EntityState) -> Option<Arc<Order>> {
+        let revision = self.catalogue.read().revision();
+        self.parsed_orders.get(&s.key, &s.data, revision)
+    }
+
+    /// Parses `tree`, the parsed text of `s`'s stored record, and keeps a clean result for the
+    /// next stage to reuse.
+    pub fn parse_stored(
+        &self,
+        s: &EntityState,
+        tree: &impl JsonView,
+    ) -> Result<Arc<Order>, RecordError> {
+        let cat = self.catalogue.read();
+        let order = Arc::new(Order::from_json(tree, &cat)?);
+        if unknown_skus(tree, &cat).next().is_none() {
+            self.parsed_orders
+                .keep(&s.key, &s.data, cat.revision(), order.clone());
+        }
+        Ok(order)
+    }
+
+    /// For each of `states`, its order as an earlier stage parsed it, else the tree of its
+    /// record (`records`, the states' records in order) to parse.
+    pub fn stored_orders<'a>(
+        &self,
+        states: &[EntityState],
+        records: &'a [crate::ledger::Record],
+    ) -> Vec<super::parsed_orders::Stored<'a>> {
+        use super::parsed_orders::Stored;
+        states
+            .iter()
+            .zip(records)
+            .map(|(s, r)| match self.parsed_order(s) {
+                Some(order) => Stored::Parsed(order),
+                None => Stored::Tree(r.tree()),
+            })
+            .collect()
     }
 
     /// Up to `round_limit` entities in `stage` that are not waiting for a retry.

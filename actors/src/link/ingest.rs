@@ -212,13 +212,13 @@ impl StageWorker for IngestWorker {
                 });
                 continue;
             }
-            match ctx.parse_order(raw) {
+            // The stored projection is parsed, not the order as polled: it is what the
+            // next stages read, and they reuse this parse (`parsed_orders`).
+            match ctx.parse_stored(&state, &state.data.tree()) {
                 Ok(order) => {
-                    if let Some(id) = crate::magento::order_entity_id(raw) {
-                        state
-                            .links
-                            .insert("magento_entity_id".into(), id.to_string());
-                    }
+                    state
+                        .links
+                        .insert("magento_entity_id".into(), order.entity_id.to_string());
                     state
                         .links
                         .insert("email".into(), order.customer.email_key.clone());

@@ -17,12 +17,12 @@ use serde_json::Value;
 use super::contacts::chunk;
 use super::context::{LinkContext, bury, fail_or_bury, record_name};
 use super::intents::{Sendable, commit_intents, fail_sent, put_batch};
+use super::parsed_orders::Stored;
 use super::stage::{RoundError, RoundReport, StageWorker};
 use crate::budget::Priority;
 use crate::ledger::Record;
 use crate::ledger::{EntityState, Stage, Write};
 use crate::mapping::invoice_for;
-use crate::model::Json;
 use crate::model::RecordError;
 use crate::model::money::parse_money;
 use crate::xero::ElementOutcome;
@@ -253,9 +253,8 @@ impl StageWorker for InvoicesWorker {
         let mut candidates = self.resolve(stale, &mut writes, &mut report).await?;
         candidates.extend(ready);
         let records: Vec<Record> = candidates.iter().map(|o| o.data.clone()).collect();
-        let values: Vec<Json> = records.iter().map(Record::tree).collect();
-        let raws: Vec<&Json> = values.iter().collect();
-        if let Err(e) = ctx.ensure_skus(&raws).await {
+        let stored = ctx.stored_orders(&candidates, &records);
+        if let Err(e) = ctx.ensure_skus(&Stored::trees(&stored)).await {
             tracing::warn!(error = %e, "Could not describe SKUs; invoices wait.");
             commit_all(ctx, writes).await;
             return Ok(report);
@@ -263,8 +262,12 @@ impl StageWorker for InvoicesWorker {
         let rules = ctx.rules();
         let org = ctx.org();
         let mut planned = Vec::with_capacity(candidates.len());
-        for (s, value) in candidates.into_iter().zip(values) {
-            let plan = ctx.parse_order(&value).and_then(|order| {
+        for (s, stored) in candidates.into_iter().zip(stored) {
+            let order = match stored {
+                Stored::Parsed(order) => Ok(order),
+                Stored::Tree(value) => ctx.parse_stored(&s, &value),
+            };
+            let plan = order.and_then(|order| {
                 let contact = s.links.get("contact_id").cloned().unwrap_or_default();
                 invoice_for(&order, &contact, &rules, &org)
             });

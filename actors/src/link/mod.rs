@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod intents;
 pub mod invoices;
 pub mod keys;
+pub mod parsed_orders;
 pub mod passed_over;
 pub mod payments;
 pub mod runner;

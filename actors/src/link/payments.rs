@@ -23,7 +23,7 @@ use crate::mapping::payment_for;
 use crate::mapping::rules::MappingRules;
 use crate::model::money::parse_money;
 use crate::model::order_fields::project_record;
-use crate::model::{Json, JsonView, RecordError};
+use crate::model::{Json, RecordError};
 use crate::xero::ElementOutcome;
 
 const ACTOR: &str = "payments";
@@ -257,19 +257,22 @@ impl PaymentsWorker {
     }
 }
 
-/// The payment body and amount for an order (its parsed copy `raw`), `None` when nothing is
-/// paid.
+/// The payment body and amount for an order (its stored record), `None` when nothing is
+/// paid. The last stage to read the order: its parsed copy is not kept past here.
 fn plan(
     ctx: &LinkContext,
     s: &EntityState,
-    raw: &impl JsonView,
     rules: &MappingRules,
 ) -> Result<Option<(Value, Decimal)>, RecordError> {
     let invoice_id = s.links.get("invoice_id").cloned().unwrap_or_default();
-    let Some(p) = ctx
-        .parse_order(raw)
-        .and_then(|order| payment_for(&order, &invoice_id, rules))?
-    else {
+    let order = match ctx.parsed_order(s) {
+        Some(order) => {
+            ctx.parsed_orders.forget(&s.key);
+            Ok(order)
+        }
+        None => ctx.parse_order(&s.data.tree()).map(Arc::new),
+    };
+    let Some(p) = order.and_then(|order| payment_for(&order, &invoice_id, rules))? else {
         return Ok(None);
     };
     let body = serde_json::to_value(&p)
@@ -311,7 +314,7 @@ impl StageWorker for PaymentsWorker {
         let mut planned = Vec::new();
         let mut unpaid = Vec::new();
         for s in candidates {
-            match plan(ctx, &s, &s.data.tree(), &rules) {
+            match plan(ctx, &s, &rules) {
                 Ok(Some((body, amount))) => {
                     ctx.passed_over.forget(&s.key);
                     planned.push((s, body, amount));
@@ -364,7 +367,7 @@ impl StageWorker for PaymentsWorker {
                 continue;
             };
             s.data = record.clone();
-            match plan(ctx, &s, &record.tree(), &rules) {
+            match plan(ctx, &s, &rules) {
                 Ok(Some((body, amount))) => planned.push((s, body, amount)),
                 Ok(None) => {
                     writes.push(vec![skipped(s)]);

@@ -44,6 +44,18 @@ pub struct Catalogue {
     xero_items: HashSet<String>,
     /// Every category in the tree below the roots, products or not (rules may name an empty one).
     tree_categories: BTreeSet<String>,
+    /// Which contents these are: every change takes a number no catalogue had before, so a
+    /// result computed from a catalogue is known to still hold while the number is the same
+    /// (parsed orders are reused on that promise). An empty catalogue is 0.
+    revision: u64,
+}
+
+/// The source of [`Catalogue::revision`] numbers, process-wide so that a catalogue replaced by
+/// a freshly built one can never repeat its predecessor's number.
+static NEXT_REVISION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_revision() -> u64 {
+    NEXT_REVISION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Magento list responses are `{items:[...]}`; single-purpose callers may pass a bare array.
@@ -154,6 +166,7 @@ impl Catalogue {
                 },
             );
         }
+        cat.revision = next_revision();
         Ok(cat)
     }
 
@@ -172,17 +185,25 @@ impl Catalogue {
             .filter_map(|i| i.get("Code").and_then(Value::as_str))
             .map(str::to_owned)
             .collect();
+        self.revision = next_revision();
         Ok(())
     }
 
     /// Adds or replaces one product (tests, and callers that fetch single products on a miss).
     pub fn insert(&mut self, sku: impl Into<String>, facts: ProductFacts) {
         self.products.insert(sku.into(), facts);
+        self.revision = next_revision();
     }
 
     /// Marks a SKU as existing as a Xero item.
     pub fn insert_xero_item(&mut self, code: impl Into<String>) {
         self.xero_items.insert(code.into());
+        self.revision = next_revision();
+    }
+
+    /// Changes with every change of contents (see the field).
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     pub fn product(&self, sku: &str) -> Option<&ProductFacts> {
