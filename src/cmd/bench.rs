@@ -423,6 +423,7 @@ pub async fn backfill(opts: BackfillOptions) -> anyhow::Result<BackfillReport> {
             "commits": stats.commits,
             "rejected": stats.rejected,
             "largest_group": stats.largest_group,
+            "orders_reused_parsed": ctx.parsed_orders.stats(),
         }),
         sandbox: sandbox_summary(&sim),
     };

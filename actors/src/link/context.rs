@@ -7,8 +7,9 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use serde_json::{Value, json};
 
+use super::parsed_orders::ParsedOrders;
 use crate::budget::Priority;
-use crate::ledger::{DeadLetter, EntityState, Ledger, LedgerError, Write};
+use crate::ledger::{DeadLetter, EntityState, Ledger, LedgerError, Record, Write};
 use crate::magento::{MagentoClient, MagentoError};
 use crate::mapping::{MappingRules, OrgContext};
 use crate::model::{Catalogue, JsonView, Order, RecordError};
@@ -87,7 +88,7 @@ pub struct LinkContext {
     /// Writeback intents the payments stage committed with a `Paid` outcome, not yet acted on.
     pub fresh_intents: super::fresh_intents::FreshIntents,
     /// Stored orders one stage parsed, for the next stage to reuse.
-    pub parsed_orders: super::parsed_orders::ParsedOrders,
+    pub parsed_orders: ParsedOrders,
 }
 
 /// The SKUs on `order`'s items that `cat` does not describe.
@@ -242,11 +243,35 @@ impl LinkContext {
         s: &EntityState,
         tree: &impl JsonView,
     ) -> Result<Arc<Order>, RecordError> {
+        self.parse_and_keep(s, tree, ParsedOrders::keep)
+    }
+
+    /// [`parse_stored`](Self::parse_stored) for the poll, which runs ahead of the stages: its
+    /// parse is kept only while there is room (see `ParsedOrders::keep_if_room`).
+    pub fn parse_polled(
+        &self,
+        s: &EntityState,
+        tree: &impl JsonView,
+    ) -> Result<Arc<Order>, RecordError> {
+        self.parse_and_keep(s, tree, ParsedOrders::keep_if_room)
+    }
+
+    fn parse_and_keep(
+        &self,
+        s: &EntityState,
+        tree: &impl JsonView,
+        keep: impl FnOnce(&ParsedOrders, &str, &Record, u64, Arc<Order>),
+    ) -> Result<Arc<Order>, RecordError> {
         let cat = self.catalogue.read();
         let order = Arc::new(Order::from_json(tree, &cat)?);
         if unknown_skus(tree, &cat).next().is_none() {
-            self.parsed_orders
-                .keep(&s.key, &s.data, cat.revision(), order.clone());
+            keep(
+                &self.parsed_orders,
+                &s.key,
+                &s.data,
+                cat.revision(),
+                order.clone(),
+            );
         }
         Ok(order)
     }
@@ -256,7 +281,7 @@ impl LinkContext {
     pub fn stored_orders<'a>(
         &self,
         states: &[EntityState],
-        records: &'a [crate::ledger::Record],
+        records: &'a [Record],
     ) -> Vec<super::parsed_orders::Stored<'a>> {
         use super::parsed_orders::Stored;
         states

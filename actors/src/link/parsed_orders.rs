@@ -9,11 +9,15 @@
 //! an order that failed to parse, or names a SKU the catalogue did not know (the stages
 //! fetch missing products before parsing, and may find it next time), is parsed afresh.
 //!
-//! Bounded: the oldest entry leaves first, and an order leaves as soon as its last reader is
-//! done with it, so a backfill of any size holds at most [`CAPACITY`] parsed orders.
+//! Bounded: the entry read or kept longest ago leaves first, and an order leaves as soon as
+//! its last reader is done with it, so a backfill of any size holds at most [`CAPACITY`]
+//! parsed orders. The poll, far ahead of the stages in a backfill, keeps its parse only
+//! while there is room: its newest orders are read last and would push out the ones the
+//! stages are about to read.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -40,9 +44,11 @@ impl<'a> Stored<'a> {
     }
 }
 
-/// Orders kept at most: several rounds of every stage (a round picks up to 500), a few
-/// kilobytes each.
-pub const CAPACITY: usize = 4096;
+/// Orders kept at most: the stages' rounds in flight between contacts and payments (a round
+/// picks up to 500), at a few kilobytes each (text and parse): about 20 MB at most. A
+/// 10,000-order backfill finds every order parsed by an earlier reader; at 100,000 the poll
+/// runs further ahead than this and the contacts stage parses most orders itself.
+pub const CAPACITY: usize = 2048;
 
 #[derive(Debug)]
 struct Entry {
@@ -56,8 +62,9 @@ struct Entry {
 #[derive(Debug, Default)]
 struct Inner {
     entries: HashMap<String, Entry>,
-    /// Keys in the order they were first kept, with their stamp; the front leaves first.
-    /// A forgotten key's place stays until it reaches the front or the queue is compacted.
+    /// Keys in the order they were last kept or read, with their stamp; the front leaves
+    /// first. A place whose stamp is not its entry's (forgotten, or read again since) stays
+    /// until it reaches the front or the queue is compacted.
     age: VecDeque<(String, u64)>,
     stamps: u64,
 }
@@ -72,6 +79,16 @@ impl Inner {
 pub struct ParsedOrders {
     inner: Mutex<Inner>,
     capacity: usize,
+    /// Lookups answered, and lookups that left the stage to parse (the benchmark prints both).
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// How often a stage found its order already parsed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ParsedOrderStats {
+    pub reused: u64,
+    pub parsed: u64,
 }
 
 impl Default for ParsedOrders {
@@ -85,14 +102,46 @@ impl ParsedOrders {
         Self {
             inner: Mutex::new(Inner::default()),
             capacity: capacity.max(1),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
     /// The order `key` parsed from exactly `record` against catalogue `revision`, if kept.
     pub fn get(&self, key: &str, record: &Record, revision: u64) -> Option<Arc<Order>> {
-        let inner = self.inner.lock();
-        let e = inner.entries.get(key)?;
-        (e.revision == revision && e.record == *record).then(|| e.order.clone())
+        let found = {
+            let mut inner = self.inner.lock();
+            let stamp = inner.stamps + 1;
+            let found = inner
+                .entries
+                .get_mut(key)
+                .filter(|e| e.revision == revision && e.record == *record)
+                .map(|e| {
+                    // Read again soon (the next stage): to the back of the queue.
+                    e.stamp = stamp;
+                    e.order.clone()
+                });
+            if found.is_some() {
+                inner.stamps = stamp;
+                inner.age.push_back((key.to_owned(), stamp));
+                self.compact(&mut inner);
+            }
+            found
+        };
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    pub fn stats(&self) -> ParsedOrderStats {
+        ParsedOrderStats {
+            reused: self.hits.load(Ordering::Relaxed),
+            parsed: self.misses.load(Ordering::Relaxed),
+        }
     }
 
     /// Keeps `order`, parsed from `record` against catalogue `revision`, for the next reader.
@@ -122,9 +171,24 @@ impl ParsedOrders {
                 inner.entries.remove(&oldest);
             }
         }
+        self.compact(&mut inner);
+    }
+
+    /// Drops the queue places of entries forgotten or moved back, once they are as many as
+    /// the entries.
+    fn compact(&self, inner: &mut Inner) {
         if inner.age.len() > 2 * self.capacity {
-            let Inner { entries, age, .. } = &mut *inner;
+            let Inner { entries, age, .. } = inner;
             age.retain(|(k, st)| entries.get(k).is_some_and(|e| e.stamp == *st));
+        }
+    }
+
+    /// [`keep`](Self::keep), unless that would push an older entry out: for a reader far
+    /// ahead of the others (the poll, in a backfill), whose newest orders are read last and
+    /// would evict the ones about to be read.
+    pub fn keep_if_room(&self, key: &str, record: &Record, revision: u64, order: Arc<Order>) {
+        if self.len() < self.capacity {
+            self.keep(key, record, revision, order);
         }
     }
 
@@ -196,10 +260,17 @@ mod tests {
         cache.forget("order:1");
         assert!(cache.get("order:1", &record, 7).is_none(), "forgotten");
         assert!(cache.is_empty());
+        assert_eq!(
+            cache.stats(),
+            ParsedOrderStats {
+                reused: 2,
+                parsed: 4
+            }
+        );
     }
 
     #[test]
-    fn the_oldest_leaves_first_and_a_forgotten_place_does_not_evict_a_newer_keeping() {
+    fn the_least_recent_leaves_first_and_a_forgotten_place_does_not_evict_a_newer_keeping() {
         let cache = ParsedOrders::with_capacity(3);
         let orders: Vec<_> = (0..5).map(order).collect();
         let key = |i: usize| format!("order:{i}");
@@ -218,12 +289,34 @@ mod tests {
         );
         assert!(cache.get(&key(2), &orders[2].0, 1).is_some());
         assert!(cache.get(&key(3), &orders[3].0, 1).is_some());
+        // Read in the order 0, 2, 3 just above: 0 was read longest ago.
         cache.keep(&key(4), &orders[4].0, 1, orders[4].1.clone());
         assert!(
-            cache.get(&key(2), &orders[2].0, 1).is_none(),
-            "next oldest left"
+            cache.get(&key(0), &orders[0].0, 1).is_none(),
+            "read longest ago"
         );
+        assert!(cache.get(&key(2), &orders[2].0, 1).is_some());
+    }
+
+    #[test]
+    fn a_read_entry_moves_to_the_back_and_the_poll_keeps_only_into_room() {
+        let cache = ParsedOrders::with_capacity(2);
+        let orders: Vec<_> = (0..4).map(order).collect();
+        let key = |i: usize| format!("order:{i}");
+        cache.keep(&key(0), &orders[0].0, 1, orders[0].1.clone());
+        cache.keep(&key(1), &orders[1].0, 1, orders[1].1.clone());
         assert!(cache.get(&key(0), &orders[0].0, 1).is_some());
+        // Full: the poll's parse is not kept.
+        cache.keep_if_room(&key(3), &orders[3].0, 1, orders[3].1.clone());
+        assert!(cache.get(&key(3), &orders[3].0, 1).is_none());
+        // 0 was read after 1 was kept: 1 leaves for 2.
+        cache.keep(&key(2), &orders[2].0, 1, orders[2].1.clone());
+        assert!(cache.get(&key(1), &orders[1].0, 1).is_none());
+        assert!(cache.get(&key(0), &orders[0].0, 1).is_some());
+        assert!(cache.get(&key(2), &orders[2].0, 1).is_some());
+        cache.forget(&key(2));
+        cache.keep_if_room(&key(3), &orders[3].0, 1, orders[3].1.clone());
+        assert!(cache.get(&key(3), &orders[3].0, 1).is_some(), "room again");
     }
 
     #[test]
@@ -236,6 +329,12 @@ mod tests {
             cache.forget(&k);
         }
         assert!(cache.is_empty());
+        assert!(cache.inner.lock().age.len() <= 8 + 1);
+        // Reading moves places too; the queue stays bounded.
+        cache.keep("order:x", &r, 1, o.clone());
+        for _ in 0..1000 {
+            assert!(cache.get("order:x", &r, 1).is_some());
+        }
         assert!(cache.inner.lock().age.len() <= 8 + 1);
     }
 }
