@@ -11,8 +11,8 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's `mi_option_purge_delay` (mimalloc.h, v2): milliseconds before freed memory is
-/// returned to the OS.
+/// mimalloc's `mi_option_purge_delay`: milliseconds before freed memory is returned to the
+/// OS. Index 15 in `mi_option_e` of both mimalloc v2 and v3 (libmimalloc-sys builds v3).
 #[cfg(not(feature = "system-alloc"))]
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 

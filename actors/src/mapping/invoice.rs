@@ -12,7 +12,11 @@
 //! unit of the organisation's base currency ("1 GBP = 1.17 EUR" → `CurrencyRate` 1.17).
 //! Magento's `base_to_order_rate` is order-currency units per base unit (base × rate = order),
 //! i.e. the same direction, so when the store's base currency is the organisation's base it is
-//! sent as is, not inverted. See [`currency_rate`].
+//! sent as is, not inverted. See [`currency_rate`]. Not checked against a live organisation;
+//! the evidence is the accounting spec's own examples: a Quote in NZD with `CurrencyRate`
+//! 1.547150 (read as base units per NZD that would value one NZD at 1.5 of a base unit, which
+//! the major currencies never were; read as NZD per base unit it is an ordinary USD→NZD rate),
+//! against one third-party integration that inverts its rate on the opposite reading.
 //!
 //! Unit amounts keep up to 4 decimal places, so the client must post with `unitdp=4`.
 
