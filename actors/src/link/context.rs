@@ -243,35 +243,11 @@ impl LinkContext {
         s: &EntityState,
         tree: &impl JsonView,
     ) -> Result<Arc<Order>, RecordError> {
-        self.parse_and_keep(s, tree, ParsedOrders::keep)
-    }
-
-    /// [`parse_stored`](Self::parse_stored) for the poll, which runs ahead of the stages: its
-    /// parse is kept only while there is room (see `ParsedOrders::keep_if_room`).
-    pub fn parse_polled(
-        &self,
-        s: &EntityState,
-        tree: &impl JsonView,
-    ) -> Result<Arc<Order>, RecordError> {
-        self.parse_and_keep(s, tree, ParsedOrders::keep_if_room)
-    }
-
-    fn parse_and_keep(
-        &self,
-        s: &EntityState,
-        tree: &impl JsonView,
-        keep: impl FnOnce(&ParsedOrders, &str, &Record, u64, Arc<Order>),
-    ) -> Result<Arc<Order>, RecordError> {
         let cat = self.catalogue.read();
         let order = Arc::new(Order::from_json(tree, &cat)?);
         if unknown_skus(tree, &cat).next().is_none() {
-            keep(
-                &self.parsed_orders,
-                &s.key,
-                &s.data,
-                cat.revision(),
-                order.clone(),
-            );
+            self.parsed_orders
+                .keep(&s.key, &s.data, cat.revision(), order.clone());
         }
         Ok(order)
     }

@@ -212,9 +212,7 @@ impl StageWorker for IngestWorker {
                 });
                 continue;
             }
-            // The stored projection is parsed, not the order as polled: it is what the
-            // next stages read, and they reuse this parse (`parsed_orders`).
-            match ctx.parse_polled(&state, &state.data.tree()) {
+            match ctx.parse_order(raw) {
                 Ok(order) => {
                     state
                         .links

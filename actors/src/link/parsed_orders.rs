@@ -1,8 +1,8 @@
 //! Stored orders already parsed, so the stages after the first do not parse them again.
 //!
 //! Each stage reads an order's stored record from the ledger and parses it into an [`Order`]:
-//! the contacts stage, then invoices, then payments, the same text three times, about a tenth
-//! of the engine's work in a backfill. Parsing is a pure function of the record's text and
+//! the contacts stage, then invoices, then payments, the same text three times. The contacts
+//! stage keeps its parse here and the two after it reuse it. Parsing is a pure function of the record's text and
 //! the catalogue it is read against, so a result is reused only when both are the same: the
 //! text compares equal (a few hundred nanoseconds, against tens of microseconds to parse)
 //! and the catalogue's revision is the one it was parsed with. Only clean results are kept:
@@ -11,9 +11,9 @@
 //!
 //! Bounded: the entry read or kept longest ago leaves first, and an order leaves as soon as
 //! its last reader is done with it, so a backfill of any size holds at most [`CAPACITY`]
-//! parsed orders. The poll, far ahead of the stages in a backfill, keeps its parse only
-//! while there is room: its newest orders are read last and would push out the ones the
-//! stages are about to read.
+//! parsed orders. Ingest does not keep its parse (it validates the order as polled): in a
+//! backfill it runs far ahead of the stages, and orders kept from there lived long enough to
+//! pin the allocator's pages, 20–50 MB more peak memory at 100,000 orders for no more reuse.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -44,10 +44,8 @@ impl<'a> Stored<'a> {
     }
 }
 
-/// Orders kept at most: the stages' rounds in flight between contacts and payments (a round
-/// picks up to 500), at a few kilobytes each (text and parse): about 20 MB at most. A
-/// 10,000-order backfill finds every order parsed by an earlier reader; at 100,000 the poll
-/// runs further ahead than this and the contacts stage parses most orders itself.
+/// Orders kept at most: the rounds in flight between the contacts and payments stages (a
+/// round picks up to 500), a few kilobytes each (text and parse), about 10 MB at most.
 pub const CAPACITY: usize = 2048;
 
 #[derive(Debug)]
@@ -183,15 +181,6 @@ impl ParsedOrders {
         }
     }
 
-    /// [`keep`](Self::keep), unless that would push an older entry out: for a reader far
-    /// ahead of the others (the poll, in a backfill), whose newest orders are read last and
-    /// would evict the ones about to be read.
-    pub fn keep_if_room(&self, key: &str, record: &Record, revision: u64, order: Arc<Order>) {
-        if self.len() < self.capacity {
-            self.keep(key, record, revision, order);
-        }
-    }
-
     /// `key` will not be parsed again (its last reader has it).
     pub fn forget(&self, key: &str) {
         self.inner.lock().entries.remove(key);
@@ -299,24 +288,18 @@ mod tests {
     }
 
     #[test]
-    fn a_read_entry_moves_to_the_back_and_the_poll_keeps_only_into_room() {
+    fn a_read_entry_moves_to_the_back() {
         let cache = ParsedOrders::with_capacity(2);
-        let orders: Vec<_> = (0..4).map(order).collect();
+        let orders: Vec<_> = (0..3).map(order).collect();
         let key = |i: usize| format!("order:{i}");
         cache.keep(&key(0), &orders[0].0, 1, orders[0].1.clone());
         cache.keep(&key(1), &orders[1].0, 1, orders[1].1.clone());
         assert!(cache.get(&key(0), &orders[0].0, 1).is_some());
-        // Full: the poll's parse is not kept.
-        cache.keep_if_room(&key(3), &orders[3].0, 1, orders[3].1.clone());
-        assert!(cache.get(&key(3), &orders[3].0, 1).is_none());
         // 0 was read after 1 was kept: 1 leaves for 2.
         cache.keep(&key(2), &orders[2].0, 1, orders[2].1.clone());
         assert!(cache.get(&key(1), &orders[1].0, 1).is_none());
         assert!(cache.get(&key(0), &orders[0].0, 1).is_some());
         assert!(cache.get(&key(2), &orders[2].0, 1).is_some());
-        cache.forget(&key(2));
-        cache.keep_if_room(&key(3), &orders[3].0, 1, orders[3].1.clone());
-        assert!(cache.get(&key(3), &orders[3].0, 1).is_some(), "room again");
     }
 
     #[test]
