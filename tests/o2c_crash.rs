@@ -224,9 +224,9 @@ enum Anchor {
     Connected,
     /// The run's ingest has read its first page of orders (and commits only after the last).
     Ingesting,
-    /// Xero has answered a payment batch: its intents are committed and its payments exist,
-    /// and the run is about to commit the outcomes.
-    Paying,
+    /// Xero has answered a batch write (`PUT /api.xro/2.0/{resource}`): its intents are
+    /// committed and its documents exist, and the run is about to commit the outcomes.
+    Answered(&'static str),
 }
 
 impl Anchor {
@@ -234,7 +234,9 @@ impl Anchor {
         match self {
             Anchor::Connected => xero_requests(env, |r| r == "GET /api.xro/2.0/Organisation"),
             Anchor::Ingesting => magento_requests(env, |r| r == "GET /V1/orders"),
-            Anchor::Paying => xero_requests(env, |r| r == "PUT /api.xro/2.0/Payments"),
+            Anchor::Answered(resource) => {
+                xero_requests(env, |r| r == format!("PUT /api.xro/2.0/{resource}"))
+            }
         }
     }
 }
@@ -298,19 +300,23 @@ async fn crash_repeatedly(env: &SandboxEnv, config: &Path) -> Vec<Kill> {
             "{MAX_KILLS} kills and some stage or write was never interrupted"
         );
         // The first two kills land mid-ingest for certain, however fast the machine. A
-        // payment batch is a call of a few milliseconds between a round's intents and its
-        // outcomes, which kills timed from the start of a run rarely hit: until one has,
-        // every third kill is timed from Xero's answer to a payment batch instead, the
-        // moment a payment exists in Xero and its outcome is not yet in the ledger.
-        let paying_uncovered = !kills
-            .iter()
-            .any(|k| k.after.open_intents.iter().any(|o| o == "PUT Payments"));
-        let (anchor, delay) = if kills.len() < 2 {
-            (Anchor::Ingesting, rng.range(0, 100))
-        } else if paying_uncovered && kills.len() % 3 == 2 {
-            (Anchor::Paying, rng.range(0, 4))
-        } else {
-            (Anchor::Connected, rng.range(window_ms / 5, window_ms))
+        // batch write is a call of a few milliseconds between a round's intents and its
+        // outcomes, which kills timed from the start of a run hit only by luck: until one
+        // has caught each of [`INTERRUPTED`], every third kill is timed from Xero's answer
+        // to such a batch instead, the moment its documents exist in Xero and its outcomes
+        // are not yet in the ledger.
+        let uncaught = INTERRUPTED.iter().find(|op| {
+            !kills
+                .iter()
+                .any(|k| k.after.open_intents.iter().any(|o| o == *op))
+        });
+        let (anchor, delay) = match uncaught {
+            _ if kills.len() < 2 => (Anchor::Ingesting, rng.range(0, 100)),
+            Some(op) if kills.len() % 3 == 2 => {
+                let resource = op.trim_start_matches("PUT ");
+                (Anchor::Answered(resource), rng.range(0, 4))
+            }
+            _ => (Anchor::Connected, rng.range(window_ms / 5, window_ms)),
         };
         let delay = Duration::from_millis(delay);
         let mut child = spawn_sync(config).await;
