@@ -2,10 +2,10 @@
 //!
 //! Each stage reads an order's stored record from the ledger and parses it into an [`Order`]:
 //! the contacts stage, then invoices, then payments, the same text three times. The contacts
-//! stage keeps its parse here and the two after it reuse it. Parsing is a pure function of the record's text and
-//! the catalogue it is read against, so a result is reused only when both are the same: the
-//! text compares equal (a few hundred nanoseconds, against tens of microseconds to parse)
-//! and the catalogue's revision is the one it was parsed with. Only clean results are kept:
+//! stage keeps its parse here and the two after it reuse it. Parsing is a pure function of
+//! the record's text and the catalogue it is read against, so a result is reused only when
+//! both are the same: the text compares equal (a few hundred nanoseconds, against tens of
+//! microseconds to parse) and the catalogue's revision is the one it was parsed with. Only clean results are kept:
 //! an order that failed to parse, or names a SKU the catalogue did not know (the stages
 //! fetch missing products before parsing, and may find it next time), is parsed afresh.
 //!
@@ -145,21 +145,18 @@ impl ParsedOrders {
     /// Keeps `order`, parsed from `record` against catalogue `revision`, for the next reader.
     pub fn keep(&self, key: &str, record: &Record, revision: u64, order: Arc<Order>) {
         let mut inner = self.inner.lock();
-        if let Some(e) = inner.entries.get_mut(key) {
-            e.record = record.clone();
-            e.revision = revision;
-            e.order = order;
-            return;
-        }
         inner.stamps += 1;
         let stamp = inner.stamps;
-        let entry = Entry {
-            record: record.clone(),
-            revision,
-            order,
-            stamp,
-        };
-        inner.entries.insert(key.to_owned(), entry);
+        // A key kept again takes the new parse and moves to the back, like a read.
+        inner.entries.insert(
+            key.to_owned(),
+            Entry {
+                record: record.clone(),
+                revision,
+                order,
+                stamp,
+            },
+        );
         inner.age.push_back((key.to_owned(), stamp));
         while inner.entries.len() > self.capacity {
             let Some((oldest, stamp)) = inner.age.pop_front() else {
@@ -300,6 +297,18 @@ mod tests {
         assert!(cache.get(&key(1), &orders[1].0, 1).is_none());
         assert!(cache.get(&key(0), &orders[0].0, 1).is_some());
         assert!(cache.get(&key(2), &orders[2].0, 1).is_some());
+        // Kept again (a new parse, say after a catalogue change): to the back as well.
+        cache.keep(&key(0), &orders[0].0, 2, orders[0].1.clone());
+        cache.keep(&key(1), &orders[1].0, 1, orders[1].1.clone());
+        assert!(
+            cache.get(&key(2), &orders[2].0, 1).is_none(),
+            "2 was used longest ago"
+        );
+        assert!(
+            cache.get(&key(0), &orders[0].0, 1).is_none(),
+            "the old parse is gone"
+        );
+        assert!(cache.get(&key(0), &orders[0].0, 2).is_some());
     }
 
     #[test]
