@@ -366,7 +366,7 @@ impl StageWorker for PaymentsWorker {
                 report.done += 1;
                 continue;
             };
-            s.data = record.clone();
+            s.data = record;
             match plan(ctx, &s, &rules) {
                 Ok(Some((body, amount))) => planned.push((s, body, amount)),
                 Ok(None) => {

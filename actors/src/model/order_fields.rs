@@ -136,6 +136,20 @@ pub fn project_record(order: &Json) -> Record {
     Record::of(&Projected(order)).expect("a JSON tree always serialises")
 }
 
+/// Writes each of `fields` that `object` has, in the order of `fields`.
+fn copy_fields<'f, M: SerializeMap>(
+    map: &mut M,
+    object: &Json,
+    fields: impl IntoIterator<Item = &'f &'f str>,
+) -> Result<(), M::Error> {
+    for &field in fields {
+        if let Some(v) = object.member(field) {
+            map.serialize_entry(field, v)?;
+        }
+    }
+    Ok(())
+}
+
 struct Projected<'t, 'a>(&'t Json<'a>);
 
 impl Serialize for Projected<'_, '_> {
@@ -145,11 +159,7 @@ impl Serialize for Projected<'_, '_> {
             return order.serialize(s);
         }
         let mut map = s.serialize_map(None)?;
-        for &field in ORDER_FIELDS.iter().chain(WHOLE_OBJECTS) {
-            if let Some(v) = order.member(field) {
-                map.serialize_entry(field, v)?;
-            }
-        }
+        copy_fields(&mut map, order, ORDER_FIELDS.iter().chain(WHOLE_OBJECTS))?;
         match order.member("items") {
             Some(Json::Array(items)) => map.serialize_entry("items", &ProjectedItems(items))?,
             Some(other) => map.serialize_entry("items", other)?,
@@ -180,11 +190,7 @@ impl Serialize for ProjectedItem<'_, '_> {
             return item.serialize(s);
         }
         let mut map = s.serialize_map(None)?;
-        for &field in ITEM_FIELDS {
-            if let Some(v) = item.member(field) {
-                map.serialize_entry(field, v)?;
-            }
-        }
+        copy_fields(&mut map, item, ITEM_FIELDS)?;
         if let Some(parent) = item.member("parent_item") {
             match parent.member("item_id") {
                 Some(id) => map.serialize_entry("parent_item", &ParentId(id))?,
