@@ -87,7 +87,10 @@ fn lookup_where(groups: &[Group]) -> String {
     clauses.join(" OR ")
 }
 
-fn ready(mut order: EntityState, contact_id: &str, number: &str) -> Write {
+/// Moves `order` to `ContactReady` with its customer's contact, and says so for the audit
+/// trail. Shared with ingest, which links an order whose customer the ledger already knows
+/// as it records it (see `known_contacts`).
+pub(super) fn link_contact(order: &mut EntityState, contact_id: &str, number: &str) -> String {
     order.stage = Stage::ContactReady;
     order.retry_at_ms = None;
     order.last_error = None;
@@ -98,11 +101,39 @@ fn ready(mut order: EntityState, contact_id: &str, number: &str) -> Write {
     order
         .links
         .insert("contact_number".into(), number.to_owned());
+    format!("contact {number} is Xero ContactID={contact_id}")
+}
+
+fn ready(mut order: EntityState, contact_id: &str, number: &str) -> Write {
+    let detail = link_contact(&mut order, contact_id, number);
     Write::Put {
         state: order,
         actor: ACTOR.into(),
-        detail: format!("contact {number} is Xero ContactID={contact_id}"),
+        detail,
     }
+}
+
+/// The Xero ContactID of each contact number the ledger holds as done, read in one
+/// transaction. A number missing from the map is not known yet, or is mid-create.
+pub(super) async fn known_contacts(
+    ctx: &LinkContext,
+    numbers: BTreeSet<String>,
+) -> Result<HashMap<String, String>, crate::ledger::LedgerError> {
+    let numbers: Vec<String> = numbers.into_iter().collect();
+    let keys = numbers.iter().map(|n| EntityKind::Contact.key(n)).collect();
+    let stored = ctx.ledger.get_many(keys).await?;
+    Ok(numbers
+        .into_iter()
+        .zip(stored)
+        .filter_map(|(number, stored)| {
+            let id = stored
+                .filter(|s| s.stage == Stage::ContactDone)?
+                .links
+                .get("contact_id")
+                .cloned()?;
+            Some((number, id))
+        })
+        .collect())
 }
 
 fn contact_done(ctx_state: Option<EntityState>, g: &Group, contact_id: &str, how: &str) -> Write {
@@ -476,27 +507,16 @@ impl StageWorker for ContactsWorker {
             parsed.push((o, order));
         }
         // The customers' contacts, in one read for the round (not one per customer).
-        let numbers: Vec<String> = parsed
+        let numbers = parsed
             .iter()
             .map(|(_, order)| contact_number(order))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
             .collect();
-        let keys = numbers.iter().map(|n| EntityKind::Contact.key(n)).collect();
-        let stored = ctx.ledger.get_many(keys).await.map_err(|e| e.to_string())?;
-        let known: HashMap<String, Option<String>> = numbers
-            .into_iter()
-            .zip(stored)
-            .map(|(number, stored)| {
-                let id = stored
-                    .filter(|s| s.stage == Stage::ContactDone)
-                    .and_then(|s| s.links.get("contact_id").cloned());
-                (number, id)
-            })
-            .collect();
+        let known = known_contacts(ctx, numbers)
+            .await
+            .map_err(|e| e.to_string())?;
         for (o, order) in parsed {
             let number = contact_number(&order);
-            if let Some(Some(id)) = known.get(&number) {
+            if let Some(id) = known.get(&number) {
                 immediate.push(vec![ready(o, id, &number)]);
                 report.done += 1;
                 continue;

@@ -252,6 +252,16 @@ impl LinkContext {
         Ok(order)
     }
 
+    /// Keeps `order`, parsed from `tree` (the order `s` records), for the next stage to reuse,
+    /// when every SKU in it was described (see [`parse_stored`](Self::parse_stored)).
+    pub fn keep_parsed(&self, s: &EntityState, tree: &impl JsonView, order: Order) {
+        let cat = self.catalogue.read();
+        if unknown_skus(tree, &cat).next().is_none() {
+            self.parsed_orders
+                .keep(&s.key, &s.data, cat.revision(), Arc::new(order));
+        }
+    }
+
     /// For each of `states`, its order as an earlier stage parsed it, else the tree of its
     /// record (`records`, the states' records in order) to parse.
     pub fn stored_orders<'a>(

@@ -4,14 +4,17 @@
 //! re-reads orders rather than skipping them. Bad input is dead-lettered here, at the door,
 //! with the record and field named, and never holds up the orders around it.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::contacts::{known_contacts, link_contact};
 use super::context::{LinkContext, bury, now_ms};
 use super::stage::{RoundError, RoundReport, StageWorker};
 use crate::ledger::{EntityKind, EntityState, LedgerError, Stage, Write};
 use crate::magento::PolledOrder;
 use crate::magento::{ChangedOrder, OrderCursor, OrderPoller};
+use crate::mapping::contact::contact_number;
 use crate::model::order_fields::project_record;
 use crate::model::{Json, JsonView};
 
@@ -197,6 +200,7 @@ impl StageWorker for IngestWorker {
             .map(|(id, _)| EntityKind::Order.key(id))
             .collect();
         let stored = ctx.ledger.get_many(keys).await.map_err(|e| e.to_string())?;
+        let mut good = Vec::with_capacity(incoming.len());
         for ((increment_id, raw), existing) in incoming.into_iter().zip(stored) {
             let was_new = existing.is_none();
             let was_dead = existing.as_ref().is_some_and(|s| s.stage == Stage::Dead);
@@ -220,16 +224,7 @@ impl StageWorker for IngestWorker {
                     state
                         .links
                         .insert("email".into(), order.customer.email_key.clone());
-                    let detail = if was_new {
-                        "seen in Magento".to_owned()
-                    } else {
-                        "Magento order updated".to_owned()
-                    };
-                    writes.push(Write::Put {
-                        state,
-                        actor: ACTOR.into(),
-                        detail,
-                    });
+                    good.push((state, order, was_new, raw));
                     report.done += 1;
                 }
                 Err(err) => {
@@ -246,6 +241,41 @@ impl StageWorker for IngestWorker {
                     report.dead += 1;
                 }
             }
+        }
+        // An order whose customer the ledger already holds as a Xero contact is linked to it
+        // in the same write that records it: the contacts stage would only copy the
+        // ContactID over, at the cost of a second transition and a second parse.
+        let numbers: BTreeSet<String> = good
+            .iter()
+            .filter(|(s, ..)| s.stage == Stage::Seen)
+            .map(|(_, order, ..)| contact_number(order))
+            .collect();
+        let known = if numbers.is_empty() {
+            Default::default()
+        } else {
+            known_contacts(ctx, numbers)
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        for (mut state, order, was_new, raw) in good {
+            let mut detail = if was_new {
+                "seen in Magento".to_owned()
+            } else {
+                "Magento order updated".to_owned()
+            };
+            if state.stage == Stage::Seen {
+                let number = contact_number(&order);
+                if let Some(id) = known.get(&number) {
+                    detail = format!("{detail}; {}", link_contact(&mut state, id, &number));
+                    // Invoices reads it next, soon: keeping it spares that stage a parse.
+                    ctx.keep_parsed(&state, raw, order);
+                }
+            }
+            writes.push(Write::Put {
+                state,
+                actor: ACTOR.into(),
+                detail,
+            });
         }
         let value = serde_json::to_value(&next).map_err(|e| e.to_string())?;
         writes.push(Write::SetCursor {
