@@ -149,6 +149,83 @@ async fn an_invalid_request_fails_alone_and_the_rest_of_its_group_commits() {
     assert_eq!(ledger.audit_for("order:b2").await.unwrap(), vec![]);
 }
 
+/// The writer checks versions against the headers it last committed; a request rolled back
+/// out of its group must leave no trace there, within the transaction or after it.
+#[tokio::test]
+async fn versions_are_checked_against_what_committed_even_after_a_rollback() {
+    let (_dir, ledger) = open();
+    ledger
+        .commit(vec![put(order("k"), "ingest", "")])
+        .await
+        .unwrap();
+    let v1 = ledger.get("order:k").await.unwrap().unwrap();
+    let mut moved = v1.clone();
+    moved.stage = Stage::ContactReady;
+    let mut illegal = order("z");
+    illegal.stage = Stage::Paid;
+    let mut again = v1.clone();
+    again.stage = Stage::ContactReady;
+    again.links.insert("contact_id".into(), "c-1".into());
+    let results = ledger
+        .commit_each(vec![
+            // Moves k to version 2, then fails: k must read as version 1 again.
+            vec![
+                put(moved.clone(), "contacts", ""),
+                put(illegal, "ingest", ""),
+            ],
+            // So a write based on version 1 in the same transaction is accepted...
+            vec![put(again, "contacts", "after the rollback")],
+            // ...and one based on version 1 once more is stale.
+            vec![put(moved.clone(), "contacts", "stale")],
+        ])
+        .await;
+    assert!(
+        matches!(results[0], Err(LedgerError::IllegalTransition { .. })),
+        "{results:?}"
+    );
+    assert!(results[1].is_ok(), "{results:?}");
+    assert!(
+        matches!(
+            results[2],
+            Err(LedgerError::VersionConflict {
+                expected: 1,
+                found: 2,
+                ..
+            })
+        ),
+        "{results:?}"
+    );
+    let k = ledger.get("order:k").await.unwrap().unwrap();
+    assert_eq!((k.stage, k.version), (Stage::ContactReady, 2));
+    assert_eq!(k.links["contact_id"], "c-1");
+    assert_eq!(ledger.by_link("contact_id", "c-1").await.unwrap().len(), 1);
+
+    // In later transactions too: version 2 is current, version 1 stale.
+    let mut next = k.clone();
+    next.stage = Stage::InvoicePosting;
+    next.intent = Some(intent("inv-k"));
+    ledger
+        .commit(vec![put(next, "invoices", "")])
+        .await
+        .unwrap();
+    let err = ledger
+        .commit(vec![put(k, "invoices", "stale")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LedgerError::VersionConflict {
+                expected: 2,
+                found: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(ledger.with_intent().await.unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn two_hundred_concurrent_commits_share_few_transactions() {
     let (_dir, ledger) = open();

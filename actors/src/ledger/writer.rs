@@ -70,6 +70,7 @@ pub(crate) fn spawn(
 }
 
 fn run(db: &Database, rx: &mpsc::Receiver<Msg>, counters: &Counters) {
+    let mut headers = HeaderCache::default();
     loop {
         let mut group = match rx.recv() {
             Ok(Msg::Batch(b)) => b,
@@ -86,18 +87,23 @@ fn run(db: &Database, rx: &mpsc::Receiver<Msg>, counters: &Counters) {
                 Err(_) => break,
             }
         }
-        commit_group(db, group, counters);
+        commit_group(db, group, counters, &mut headers);
         if shutdown {
             return;
         }
     }
 }
 
-fn commit_group(db: &Database, group: Vec<Request>, counters: &Counters) {
+fn commit_group(
+    db: &Database,
+    group: Vec<Request>,
+    counters: &Counters,
+    headers: &mut HeaderCache,
+) {
     let size = group.len();
     let (writes, replies): (Vec<_>, Vec<_>) =
         group.into_iter().map(|r| (r.writes, r.reply)).unzip();
-    match run_transaction(db, writes, now_ms()) {
+    match run_transaction(db, writes, now_ms(), headers) {
         Ok(results) => {
             let transaction = counters.transactions.fetch_add(1, Ordering::Relaxed) + 1;
             counters
@@ -139,12 +145,13 @@ fn run_transaction(
     db: &Database,
     groups: Vec<Vec<Write>>,
     now: i64,
+    headers: &mut HeaderCache,
 ) -> Result<Vec<Result<CommitInfo, LedgerError>>, LedgerError> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     txn.set_quick_repair(true);
-    let results = {
-        let mut tx = Tx::open(&txn, now)?;
+    let (results, written) = {
+        let mut tx = Tx::open(&txn, now, headers)?;
         let mut results = Vec::with_capacity(groups.len());
         for writes in groups {
             // A lone `Put` checks everything that can refuse it before it changes anything
@@ -162,15 +169,63 @@ fn run_transaction(
                 Err(LedgerError::Storage(e)) => return Err(LedgerError::Storage(e)),
                 Err(e) => {
                     tx.rollback_to(mark)?;
+                    // The refused request may have stored states before it failed: every
+                    // header noted in this transaction is read back from the table instead.
+                    tx.written.values_mut().for_each(|h| *h = None);
                     results.push(Err(e));
                 }
             }
         }
         tx.flush_counts()?;
-        results
+        (results, std::mem::take(&mut tx.written))
     };
     txn.commit()?;
+    headers.committed(written);
     Ok(results)
+}
+
+/// The headers of recently written entities as last committed, so the writer checks a
+/// transition without reading and decoding the previous state: an order is written about
+/// six times within seconds, and that read was a tenth of the writer's work. Only the
+/// writer thread writes the file, so what it committed is what the file holds; an entry is
+/// replaced or dropped only after the transaction that changed it commits.
+#[derive(Default)]
+struct HeaderCache {
+    map: std::collections::HashMap<String, StateHeader>,
+    /// Keys in first-insertion order: the oldest leaves first once `HEADER_CACHE` is reached.
+    order: std::collections::VecDeque<String>,
+}
+
+/// Headers kept: a few rounds of every stage's work.
+const HEADER_CACHE: usize = 16_384;
+
+impl HeaderCache {
+    fn get(&self, key: &str) -> Option<&StateHeader> {
+        self.map.get(key)
+    }
+
+    /// Applies a committed transaction: `Some` is the entity's header now, `None` an entity
+    /// whose header was not noted (it is read from the file next time).
+    fn committed(&mut self, written: std::collections::HashMap<String, Option<StateHeader>>) {
+        for (key, header) in written {
+            match header {
+                Some(h) => {
+                    if self.map.insert(key.clone(), h).is_none() {
+                        self.order.push_back(key);
+                    }
+                }
+                None => {
+                    self.map.remove(&key);
+                }
+            }
+        }
+        while self.map.len() > HEADER_CACHE || self.order.len() > 2 * HEADER_CACHE {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            self.map.remove(&oldest);
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -199,6 +254,11 @@ type BytesT<'t> = Table<'t, &'static str, &'static [u8]>;
 
 struct Tx<'t> {
     now: i64,
+    /// Headers as of the last commit (read-only here).
+    cache: &'t HeaderCache,
+    /// The header of every entity stored in this transaction (`None`: read it from the
+    /// table), for later writes in the same transaction and for the cache after commit.
+    written: std::collections::HashMap<String, Option<StateHeader>>,
     next_seq: u64,
     /// Whether mutations are recorded in `undo` (see `run_transaction`).
     undoable: bool,
@@ -236,11 +296,17 @@ fn illegal(
 }
 
 impl<'t> Tx<'t> {
-    fn open(txn: &'t WriteTransaction, now: i64) -> Result<Self, LedgerError> {
+    fn open(
+        txn: &'t WriteTransaction,
+        now: i64,
+        cache: &'t HeaderCache,
+    ) -> Result<Self, LedgerError> {
         let audit = txn.open_table(AUDIT)?;
         let next_seq = audit.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
         Ok(Tx {
             now,
+            cache,
+            written: Default::default(),
             next_seq,
             undoable: true,
             undo: Vec::new(),
@@ -536,7 +602,15 @@ impl<'t> Tx<'t> {
     }
 
     fn load_header(&self, key: &str) -> Result<Option<StateHeader>, LedgerError> {
-        self.load(key)
+        match self.written.get(key) {
+            Some(Some(h)) => return Ok(Some(h.clone())),
+            Some(None) => return self.load(key),
+            None => {}
+        }
+        match self.cache.get(key) {
+            Some(h) => Ok(Some(h.clone())),
+            None => self.load(key),
+        }
     }
 
     /// The whole state, with its record, for writes that copy it (dead letter, revive).
@@ -559,6 +633,8 @@ impl<'t> Tx<'t> {
         let key = new.key.as_str();
         let bytes = codec::encode("entity", &StoredState::of(new))?;
         self.set_bytes(BytesTable::States, key, Some(&bytes))?;
+        self.written
+            .insert(key.to_owned(), Some(StateHeader::stored(new)));
         let record = new.data.json().as_bytes();
         // A record read from this entity's row, written at the version it was read with, is
         // that row's text (see `Record`): no need to read the row to compare.
@@ -798,6 +874,9 @@ impl<'t> Tx<'t> {
             let Some(undo) = self.undo.pop() else { break };
             match undo {
                 Undo::Bytes(which, key, old) => {
+                    if matches!(which, BytesTable::States) {
+                        self.written.insert(key.clone(), None);
+                    }
                     let table = self.bytes_table(which);
                     match old {
                         Some(v) => {
