@@ -6,9 +6,10 @@ use clap::Parser;
 /// across worker threads, where glibc spends a third of a backfill's CPU in malloc/free and
 /// keeps per-thread arenas of freed memory long after a burst (see README, Benchmarks).
 /// `--features system-alloc` builds with the system allocator, for heap profilers such as
-/// heaptrack that hook malloc. Its default 10 ms delay before returning freed memory to the
-/// OS is kept: returning it at once cost 7-10 % of the engine's CPU in page faults for no
-/// lower peak (100,000-order peak RSS 143-155 MB against 146-151 MB; README, Benchmarks).
+/// heaptrack that hook malloc. This is mimalloc 3, whose default delay before returning freed
+/// memory to the OS is 1 s; it is kept: returning it at once cost 7-10 % of the engine's CPU
+/// in page faults, and 10 ms still cost several percent (README, Benchmarks). What bounds
+/// the engine's peak is the number of threads that allocate (see `blocking_threads`).
 #[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
