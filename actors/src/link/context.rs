@@ -236,6 +236,28 @@ impl LinkContext {
         self.parsed_orders.get(&s.key, &s.data, revision)
     }
 
+    /// Parses `raw` and, under the same read of the catalogue, says what a later stage may
+    /// reuse it under: the catalogue revision it was parsed against, or `None` when it named
+    /// a SKU the catalogue did not describe (a later stage may find that product and must
+    /// parse again). Read apart, a catalogue change in between would tag an old parse with a
+    /// new revision.
+    pub fn parse_keepable(&self, raw: &impl JsonView) -> Result<(Order, Option<u64>), RecordError> {
+        let cat = self.catalogue.read();
+        let order = Order::from_json(raw, &cat)?;
+        let clean = unknown_skus(raw, &cat).next().is_none();
+        Ok((order, clean.then(|| cat.revision())))
+    }
+
+    /// Keeps `order`, parsed from the record `s` holds as [`parse_keepable`] described it,
+    /// for the next stage to reuse.
+    ///
+    /// [`parse_keepable`]: Self::parse_keepable
+    pub fn keep_parsed(&self, s: &EntityState, order: Arc<Order>, revision: Option<u64>) {
+        if let Some(revision) = revision {
+            self.parsed_orders.keep(&s.key, &s.data, revision, order);
+        }
+    }
+
     /// Parses `tree`, the parsed text of `s`'s stored record, and keeps a clean result for the
     /// next stage to reuse.
     pub fn parse_stored(
@@ -243,23 +265,10 @@ impl LinkContext {
         s: &EntityState,
         tree: &impl JsonView,
     ) -> Result<Arc<Order>, RecordError> {
-        let cat = self.catalogue.read();
-        let order = Arc::new(Order::from_json(tree, &cat)?);
-        if unknown_skus(tree, &cat).next().is_none() {
-            self.parsed_orders
-                .keep(&s.key, &s.data, cat.revision(), order.clone());
-        }
+        let (order, revision) = self.parse_keepable(tree)?;
+        let order = Arc::new(order);
+        self.keep_parsed(s, order.clone(), revision);
         Ok(order)
-    }
-
-    /// Keeps `order`, parsed from `tree` (the order `s` records), for the next stage to reuse,
-    /// when every SKU in it was described (see [`parse_stored`](Self::parse_stored)).
-    pub fn keep_parsed(&self, s: &EntityState, tree: &impl JsonView, order: Order) {
-        let cat = self.catalogue.read();
-        if unknown_skus(tree, &cat).next().is_none() {
-            self.parsed_orders
-                .keep(&s.key, &s.data, cat.revision(), Arc::new(order));
-        }
     }
 
     /// For each of `states`, its order as an earlier stage parsed it, else the tree of its

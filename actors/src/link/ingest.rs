@@ -216,15 +216,15 @@ impl StageWorker for IngestWorker {
                 });
                 continue;
             }
-            match ctx.parse_order(raw) {
-                Ok(order) => {
+            match ctx.parse_keepable(raw) {
+                Ok((order, revision)) => {
                     state
                         .links
                         .insert("magento_entity_id".into(), order.entity_id.to_string());
                     state
                         .links
                         .insert("email".into(), order.customer.email_key.clone());
-                    good.push((state, order, was_new, raw));
+                    good.push((state, order, was_new, revision));
                     report.done += 1;
                 }
                 Err(err) => {
@@ -257,7 +257,7 @@ impl StageWorker for IngestWorker {
                 .await
                 .map_err(|e| e.to_string())?
         };
-        for (mut state, order, was_new, raw) in good {
+        for (mut state, order, was_new, revision) in good {
             let mut detail = if was_new {
                 "seen in Magento".to_owned()
             } else {
@@ -268,7 +268,7 @@ impl StageWorker for IngestWorker {
                 if let Some(id) = known.get(&number) {
                     detail = format!("{detail}; {}", link_contact(&mut state, id, &number));
                     // Invoices reads it next, soon: keeping it spares that stage a parse.
-                    ctx.keep_parsed(&state, raw, order);
+                    ctx.keep_parsed(&state, Arc::new(order), revision);
                 }
             }
             writes.push(Write::Put {

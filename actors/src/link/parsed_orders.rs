@@ -1,19 +1,21 @@
 //! Stored orders already parsed, so the stages after the first do not parse them again.
 //!
 //! Each stage reads an order's stored record from the ledger and parses it into an [`Order`]:
-//! the contacts stage, then invoices, then payments, the same text three times. The contacts
-//! stage keeps its parse here and the two after it reuse it. Parsing is a pure function of
-//! the record's text and the catalogue it is read against, so a result is reused only when
-//! both are the same: the text compares equal (a few hundred nanoseconds, against tens of
-//! microseconds to parse) and the catalogue's revision is the one it was parsed with. Only clean results are kept:
-//! an order that failed to parse, or names a SKU the catalogue did not know (the stages
-//! fetch missing products before parsing, and may find it next time), is parsed afresh.
+//! the contacts stage, then invoices, then payments, the same text three times. Whoever
+//! moves an order to `contact_ready` keeps its parse here (the contacts stage, or ingest for
+//! a returning customer's order) and the two stages after reuse it. Parsing is a pure
+//! function of the record's text and the catalogue it is read against, so a result is reused
+//! only when both are the same: the text compares equal (a few hundred nanoseconds, against
+//! tens of microseconds to parse) and the catalogue's revision is the one it was parsed with.
+//! Only clean results are kept: an order that failed to parse, or names a SKU the catalogue
+//! did not know (the stages fetch missing products before parsing, and may find it next
+//! time), is parsed afresh.
 //!
 //! Bounded: the entry read or kept longest ago leaves first, and an order leaves as soon as
 //! its last reader is done with it, so a backfill of any size holds at most [`CAPACITY`]
-//! parsed orders. Ingest does not keep its parse (it validates the order as polled): in a
-//! backfill it runs far ahead of the stages, and orders kept from there lived long enough to
-//! pin the allocator's pages, 20–50 MB more peak memory at 100,000 orders for no more reuse.
+//! parsed orders. Ingest does not keep the parse of an order that waits for the contacts
+//! stage: in a backfill it runs far ahead of that stage, and the contacts stage parses
+//! anyway to build the contact.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
