@@ -63,7 +63,8 @@ async fn unlimited_lifts_the_limits_on_both_sides_and_reports_no_utilisation() {
     assert_eq!(j["budget"]["per_minute"], 1_000_000_000u64, "{j:#}");
     // ...so utilisation of a budget nobody waits on means nothing and is not reported.
     assert!(j["budget_utilisation"].is_null(), "{j:#}");
-    // The contacts stage parses each order; invoices and payments reuse its parse.
+    // Each order is parsed once on its way to contact_ready (by ingest for a returning
+    // customer, else by the contacts stage); invoices and payments reuse that parse.
     let parses = &j["ledger"]["orders_reused_parsed"];
     eprintln!("parsed-order reuse: {parses}");
     assert!(parses["reused"].as_u64().unwrap() >= 2 * 120 - 10, "{j:#}");
