@@ -2,6 +2,8 @@
 //! string we sign: both must encode `[`/`]` (searchCriteria keys) identically, or the
 //! signature Magento recomputes from the URL will not match ours.
 
+use std::borrow::Cow;
+
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 /// Everything except RFC 3986 "unreserved" (`ALPHA / DIGIT / - . _ ~`) is encoded, which is
@@ -12,9 +14,11 @@ const RFC3986: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// Percent-encodes with uppercase hex, spaces as `%20` (never `+`).
+/// Percent-encodes with uppercase hex, spaces as `%20` (never `+`). Collected through
+/// `Cow` rather than `to_string`: the `fmt` path made every signed request's base string
+/// several times dearer than the HMAC.
 pub fn rfc3986(input: &str) -> String {
-    utf8_percent_encode(input, RFC3986).to_string()
+    Cow::from(utf8_percent_encode(input, RFC3986)).into_owned()
 }
 
 /// Renders decoded query pairs as the query string sent on the wire.
