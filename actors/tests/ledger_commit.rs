@@ -17,6 +17,26 @@ fn put(state: EntityState, actor: &str, detail: &str) -> Write {
     }
 }
 
+/// Stores a new order `id` and returns it as read back (version 1).
+async fn stored_order(ledger: &Ledger, id: &str) -> EntityState {
+    ledger
+        .commit(vec![put(order(id), "ingest", "")])
+        .await
+        .unwrap();
+    ledger.get(&format!("order:{id}")).await.unwrap().unwrap()
+}
+
+/// Asserts `result` is a version conflict: `expected` given, `found` stored.
+fn assert_conflict<T: std::fmt::Debug>(result: &Result<T, LedgerError>, expected: u64, found: u64) {
+    assert!(
+        matches!(
+            result,
+            Err(LedgerError::VersionConflict { expected: e, found: f, .. }) if *e == expected && *f == found
+        ),
+        "{result:?}"
+    );
+}
+
 fn open() -> (tempfile::TempDir, Ledger) {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(dir.path().join("t.redb")).unwrap();
@@ -51,43 +71,18 @@ fn intent(key: &str) -> Intent {
 #[tokio::test]
 async fn a_stale_version_is_rejected() {
     let (_dir, ledger) = open();
-    ledger
-        .commit(vec![put(order("1"), "ingest", "")])
-        .await
-        .unwrap();
-    let mut a = ledger.get("order:1").await.unwrap().unwrap();
+    let mut a = stored_order(&ledger, "1").await;
     let mut b = a.clone();
     a.stage = Stage::ContactReady;
     let info = ledger.commit(vec![put(a, "contacts", "")]).await.unwrap();
     assert_eq!(info.versions["order:1"], 2);
     b.stage = Stage::Skipped;
-    let err = ledger.commit(vec![put(b, "ingest", "")]).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            LedgerError::VersionConflict {
-                expected: 1,
-                found: 2,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_conflict(&ledger.commit(vec![put(b, "ingest", "")]).await, 1, 2);
     // Creating what already exists is a conflict too (version 0 = "new").
-    let err = ledger
-        .commit(vec![put(order("1"), "ingest", "")])
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            LedgerError::VersionConflict {
-                expected: 0,
-                found: 2,
-                ..
-            }
-        ),
-        "{err}"
+    assert_conflict(
+        &ledger.commit(vec![put(order("1"), "ingest", "")]).await,
+        0,
+        2,
     );
     assert_eq!(
         ledger.get("order:1").await.unwrap().unwrap().stage,
@@ -98,11 +93,7 @@ async fn a_stale_version_is_rejected() {
 #[tokio::test]
 async fn an_invalid_request_fails_alone_and_the_rest_of_its_group_commits() {
     let (_dir, ledger) = open();
-    ledger
-        .commit(vec![put(order("b"), "ingest", "")])
-        .await
-        .unwrap();
-    let mut stale = ledger.get("order:b").await.unwrap().unwrap();
+    let mut stale = stored_order(&ledger, "b").await;
     stale.version = 7;
     stale.stage = Stage::ContactReady;
     let before = ledger.stats();
@@ -154,11 +145,7 @@ async fn an_invalid_request_fails_alone_and_the_rest_of_its_group_commits() {
 #[tokio::test]
 async fn versions_are_checked_against_what_committed_even_after_a_rollback() {
     let (_dir, ledger) = open();
-    ledger
-        .commit(vec![put(order("k"), "ingest", "")])
-        .await
-        .unwrap();
-    let v1 = ledger.get("order:k").await.unwrap().unwrap();
+    let v1 = stored_order(&ledger, "k").await;
     let mut moved = v1.clone();
     moved.stage = Stage::ContactReady;
     let mut illegal = order("z");
@@ -184,17 +171,7 @@ async fn versions_are_checked_against_what_committed_even_after_a_rollback() {
         "{results:?}"
     );
     assert!(results[1].is_ok(), "{results:?}");
-    assert!(
-        matches!(
-            results[2],
-            Err(LedgerError::VersionConflict {
-                expected: 1,
-                found: 2,
-                ..
-            })
-        ),
-        "{results:?}"
-    );
+    assert_conflict(&results[2], 1, 2);
     let k = ledger.get("order:k").await.unwrap().unwrap();
     assert_eq!((k.stage, k.version), (Stage::ContactReady, 2));
     assert_eq!(k.links["contact_id"], "c-1");
@@ -208,20 +185,10 @@ async fn versions_are_checked_against_what_committed_even_after_a_rollback() {
         .commit(vec![put(next, "invoices", "")])
         .await
         .unwrap();
-    let err = ledger
-        .commit(vec![put(k, "invoices", "stale")])
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            LedgerError::VersionConflict {
-                expected: 2,
-                found: 3,
-                ..
-            }
-        ),
-        "{err}"
+    assert_conflict(
+        &ledger.commit(vec![put(k, "invoices", "stale")]).await,
+        2,
+        3,
     );
     assert_eq!(ledger.with_intent().await.unwrap().len(), 1);
 }

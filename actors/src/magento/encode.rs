@@ -15,8 +15,8 @@ const RFC3986: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// Percent-encodes with uppercase hex, spaces as `%20` (never `+`). Collected through
-/// `Cow` rather than `to_string`: the `fmt` path made every signed request's base string
-/// several times dearer than the HMAC.
+/// `Cow` rather than `to_string`, which goes through `fmt` (about a tenth of the base string's
+/// cost, measured with callgrind).
 pub fn rfc3986(input: &str) -> String {
     Cow::from(utf8_percent_encode(input, RFC3986)).into_owned()
 }
