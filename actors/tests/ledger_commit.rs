@@ -738,3 +738,67 @@ async fn records_are_stored_as_put_whether_carried_changed_or_copied() {
     assert!(ledger.commit(vec![put(stale, "x", "")]).await.is_err());
     assert_eq!(record("order:000000002").await, json!({"v": "b3"}));
 }
+
+/// The stage index lives in memory (`stage_index`): it must follow every committed move,
+/// drop the moves of a request rolled back out of its group, and read back the same from
+/// the states when the file is opened again.
+#[tokio::test]
+async fn the_stage_index_follows_commits_and_rollbacks_and_is_rebuilt_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.redb");
+    let listed = |states: Vec<EntityState>| -> Vec<String> {
+        states.into_iter().map(|s| s.key).collect::<Vec<_>>()
+    };
+    {
+        let ledger = Ledger::open(&path).unwrap();
+        for id in ["a", "b", "c"] {
+            stored_order(&ledger, id).await;
+        }
+        let b = ledger.get("order:b").await.unwrap().unwrap();
+        let c = ledger.get("order:c").await.unwrap().unwrap();
+        let mut b_on = b.clone();
+        b_on.stage = Stage::ContactReady;
+        let mut c_on = c.clone();
+        c_on.stage = Stage::ContactReady;
+        let mut illegal = order("z");
+        illegal.stage = Stage::Paid;
+        let results = ledger
+            .commit_each(vec![
+                vec![put(b_on, "contacts", "")],
+                // Moves c, then fails: c stays listed as seen, z is never listed.
+                vec![put(c_on, "contacts", ""), put(illegal, "ingest", "")],
+            ])
+            .await;
+        assert!(results[0].is_ok() && results[1].is_err(), "{results:?}");
+        assert_eq!(
+            listed(ledger.by_stage(Stage::Seen, 10).await.unwrap()),
+            ["order:a", "order:c"]
+        );
+        assert_eq!(
+            listed(ledger.by_stage(Stage::ContactReady, 10).await.unwrap()),
+            ["order:b"]
+        );
+        assert_eq!(
+            listed(ledger.by_stage(Stage::Seen, 1).await.unwrap()),
+            ["order:a"]
+        );
+        assert_eq!(
+            ledger
+                .reader()
+                .count_in_stage(Stage::Seen, EntityKind::Order)
+                .unwrap(),
+            2
+        );
+        assert!(ledger.reader().stage_index_is_exact().unwrap());
+    }
+    let ledger = Ledger::open(&path).unwrap();
+    assert_eq!(
+        listed(ledger.by_stage(Stage::Seen, 10).await.unwrap()),
+        ["order:a", "order:c"]
+    );
+    assert_eq!(
+        listed(ledger.by_stage(Stage::ContactReady, 10).await.unwrap()),
+        ["order:b"]
+    );
+    assert!(ledger.reader().stage_index_is_exact().unwrap());
+}

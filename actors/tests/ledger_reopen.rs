@@ -358,8 +358,9 @@ fn a_record_from_a_newer_release_is_refused_not_misread() {
             .unwrap();
         txn.commit().unwrap();
     }
-    let ledger = Ledger::open(&path).unwrap();
-    let err = ledger.reader().get("order:1").unwrap_err();
+    // Opening reads every state's stage (the stage index is rebuilt from them), so such a
+    // file is refused when it is opened, before any stage runs on a misread state.
+    let err = Ledger::open(&path).unwrap_err();
     assert!(
         matches!(
             err,
@@ -371,6 +372,7 @@ fn a_record_from_a_newer_release_is_refused_not_misread() {
         ),
         "{err}"
     );
+    assert!(err.to_string().contains("order:1"), "{err}");
 }
 
 #[test]
@@ -390,4 +392,55 @@ fn the_ledger_config_table_opens_the_file_and_rejects_unknown_keys() {
     let ledger = cfg.open().unwrap();
     assert_eq!(ledger.path(), path);
     assert!(serde_json::from_value::<LedgerConfig>(json!({ "path": "x", "paht": "y" })).is_err());
+}
+
+/// Version 2 kept the stage index as a table. Opening such a file lists the stages from the
+/// states (whatever the old table said), deletes the table and marks the file version 3, so a
+/// version 2 build refuses it instead of trusting a table nothing updates any more.
+#[tokio::test]
+async fn a_version_2_file_loses_its_stage_table_and_lists_stages_from_the_states() {
+    use tally_actors::ledger::tables::LEGACY_STAGE_TO_ENTITY;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.redb");
+    {
+        let ledger = Ledger::open(&path).unwrap();
+        ledger
+            .commit(vec![put(
+                EntityState::new(EntityKind::Order, "9", json!({"increment_id": "9"})),
+                "t",
+                "",
+            )])
+            .await
+            .unwrap();
+    }
+    {
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        // A stale entry, as a version 2 file could hold for an entity that moved since.
+        txn.open_table(LEGACY_STAGE_TO_ENTITY)
+            .unwrap()
+            .insert(("paid", "order:9"), ())
+            .unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert(META_SCHEMA_VERSION, 2)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    {
+        let ledger = Ledger::open(&path).unwrap();
+        let seen = ledger.by_stage(Stage::Seen, 10).await.unwrap();
+        assert_eq!(seen.len(), 1);
+        assert!(ledger.by_stage(Stage::Paid, 10).await.unwrap().is_empty());
+    }
+    assert_eq!(read_schema_version(&path), SCHEMA_VERSION);
+    let db = Database::open(&path).unwrap();
+    let rtx = db.begin_read().unwrap();
+    assert!(
+        matches!(
+            rtx.open_table(LEGACY_STAGE_TO_ENTITY),
+            Err(redb::TableError::TableDoesNotExist(_))
+        ),
+        "the old stage table is deleted"
+    );
 }

@@ -8,6 +8,7 @@ use super::error::LedgerError;
 use super::reads::LedgerReader;
 use super::schema;
 use super::stage::{EntityKind, Stage};
+use super::stage_index::StageIndex;
 use super::write::{CommitInfo, LedgerStats, Write};
 use super::writer::{self, Counters, Msg, Request};
 use std::collections::BTreeMap;
@@ -67,14 +68,15 @@ impl Ledger {
                 source: Arc::new(e),
             })?;
         schema::prepare(&db, &path)?;
+        let stages = Arc::new(StageIndex::build(&db)?);
         let db = Arc::new(db);
         let counters = Arc::new(Counters::default());
-        let (sender, handle) = writer::spawn(db.clone(), counters.clone())
+        let (sender, handle) = writer::spawn(db.clone(), counters.clone(), stages.clone())
             .map_err(|e| LedgerError::Storage(Arc::new(redb::Error::Io(e))))?;
         Ok(Ledger {
             inner: Arc::new(Inner {
                 path,
-                reader: LedgerReader::new(db),
+                reader: LedgerReader::new(db, stages),
                 sender,
                 writer: Some(handle),
                 counters,

@@ -33,6 +33,7 @@ mod reads;
 mod record;
 mod schema;
 mod stage;
+mod stage_index;
 pub mod tables;
 mod write;
 mod writer;

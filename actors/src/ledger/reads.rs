@@ -9,6 +9,7 @@ use super::entity::{EntityState, StateHeader};
 use super::error::LedgerError;
 use super::record::Record;
 use super::stage::{EntityKind, Stage};
+use super::stage_index::StageIndex;
 use super::tables::*;
 use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable};
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,6 +19,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct LedgerReader {
     db: Arc<Database>,
+    stages: Arc<StageIndex>,
 }
 
 impl std::fmt::Debug for LedgerReader {
@@ -63,8 +65,8 @@ fn states_for(
 }
 
 impl LedgerReader {
-    pub(crate) fn new(db: Arc<Database>) -> Self {
-        LedgerReader { db }
+    pub(crate) fn new(db: Arc<Database>, stages: Arc<StageIndex>) -> Self {
+        LedgerReader { db, stages }
     }
 
     pub fn get(&self, key: &str) -> Result<Option<EntityState>, LedgerError> {
@@ -103,41 +105,30 @@ impl LedgerReader {
         Ok(out)
     }
 
-    /// Up to `limit` entities in `stage`, in key order.
+    /// Up to `limit` entities in `stage`, in key order. The keys come from the in-memory
+    /// index (`stage_index`), which the writer updates once a move is committed; the read
+    /// snapshot is taken after them, so an entity that moved on in between reads in its new
+    /// stage and is left out here rather than handed to the wrong stage.
     pub fn by_stage(&self, stage: Stage, limit: usize) -> Result<Vec<EntityState>, LedgerError> {
+        let keys = self.stages.keys(stage, limit);
         let rtx = self.db.begin_read()?;
-        let index = rtx.open_table(STAGE_TO_ENTITY)?;
-        let mut keys = Vec::new();
-        for item in index.range((stage.as_str(), "")..)? {
-            if keys.len() >= limit {
-                break;
-            }
-            let (k, _) = item?;
-            let (s, key) = k.value();
-            if s != stage.as_str() {
-                break;
-            }
-            keys.push(key.to_owned());
-        }
-        states_for(&rtx, keys)
+        let mut states = states_for(&rtx, keys)?;
+        states.retain(|s| s.stage == stage);
+        Ok(states)
     }
 
-    /// How many entities of `kind` are in `stage`: a key-only scan of the stage index (no
-    /// record is decoded), for reports that must not count stock items as orders.
+    /// How many entities of `kind` are in `stage`: a key-only count of the stage index (no
+    /// state is read), for reports that must not count stock items as orders.
     pub fn count_in_stage(&self, stage: Stage, kind: EntityKind) -> Result<u64, LedgerError> {
-        let rtx = self.db.begin_read()?;
-        let index = rtx.open_table(STAGE_TO_ENTITY)?;
-        let prefix = format!("{}:", kind.prefix());
-        let mut n = 0;
-        for item in index.range((stage.as_str(), prefix.as_str())..)? {
-            let (k, _) = item?;
-            let (s, key) = k.value();
-            if s != stage.as_str() || !key.starts_with(&prefix) {
-                break;
-            }
-            n += 1;
-        }
-        Ok(n)
+        Ok(self
+            .stages
+            .count_with_prefix(stage, &format!("{}:", kind.prefix())))
+    }
+
+    /// Whether the in-memory stage index lists exactly the stages the stored states hold
+    /// (a rebuild compared with what the writer kept up to date).
+    pub fn stage_index_is_exact(&self) -> Result<bool, LedgerError> {
+        Ok(StageIndex::build(&self.db)?.snapshot() == self.stages.snapshot())
     }
 
     /// Up to `limit` failed entities whose retry time is at or before `now_ms`, earliest first.

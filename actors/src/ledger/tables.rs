@@ -10,12 +10,15 @@ use redb::TableDefinition;
 /// Bumped on any incompatible change to a table's key/value types or a record's meaning.
 /// The ledger refuses to open a file written with another version instead of guessing:
 /// a silently misread ledger would re-push or skip orders.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// Older versions this build upgrades in place when it opens them. Version 1 kept each
 /// entity's record inside its state; version 2 keeps it in [`ENTITY_TO_RECORD`]. A version 1
-/// state still carries its record and is read as it is; its next write splits it.
-pub const UPGRADABLE_FROM: &[u64] = &[1];
+/// state still carries its record and is read as it is; its next write splits it. Versions
+/// 1 and 2 kept the stage index as a table ([`LEGACY_STAGE_TO_ENTITY`]); version 3 keeps it
+/// in memory (`stage_index`), and the upgrade deletes the table: a version 2 build must not
+/// open a file whose table has stopped following the states.
+pub const UPGRADABLE_FROM: &[u64] = &[1, 2];
 
 /// The key in [`META`] that holds the schema version.
 pub const META_SCHEMA_VERSION: &str = "schema_version";
@@ -39,12 +42,14 @@ pub const ENTITY_TO_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("
 /// hundred bytes, changes once or twice: the writer rewrites it only when its text changed.
 pub const ENTITY_TO_RECORD: TableDefinition<&str, &[u8]> = TableDefinition::new("ENTITY_TO_RECORD");
 
-/// (stage name, entity key) → (): lets an actor list "everything in stage X" without a scan.
-pub const STAGE_TO_ENTITY: TableDefinition<(&str, &str), ()> =
+/// (stage name, entity key) → (): the stage index of schema versions 1 and 2, deleted when
+/// such a file is upgraded. The index is now derived from the states at open and kept in
+/// memory (`stage_index`): two B-tree writes per transition for data the states hold.
+pub const LEGACY_STAGE_TO_ENTITY: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("STAGE_TO_ENTITY");
 
-/// Stage name → number of entities in it, kept in step with [`STAGE_TO_ENTITY`] so the
-/// console can poll counts cheaply.
+/// Stage name → number of entities in it, kept in step with the states so the console can
+/// poll counts cheaply.
 pub const STAGE_TO_COUNT: TableDefinition<&str, u64> = TableDefinition::new("STAGE_TO_COUNT");
 
 /// (retry_at_ms, entity key) → (): failed entities waiting for their next attempt, in due order.

@@ -14,6 +14,7 @@ use super::entity::{EntityState, StateHeader, StoredState};
 use super::error::LedgerError;
 use super::record::Record;
 use super::stage::{Stage, can_move};
+use super::stage_index::{StageIndex, StageMove};
 use super::tables::*;
 use super::write::{CommitInfo, LedgerStats, Write};
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
@@ -61,15 +62,16 @@ impl Counters {
 pub(crate) fn spawn(
     db: Arc<Database>,
     counters: Arc<Counters>,
+    index: Arc<StageIndex>,
 ) -> std::io::Result<(mpsc::Sender<Msg>, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel();
     let handle = std::thread::Builder::new()
         .name("tally-ledger-writer".into())
-        .spawn(move || run(&db, &rx, &counters))?;
+        .spawn(move || run(&db, &rx, &counters, &index))?;
     Ok((tx, handle))
 }
 
-fn run(db: &Database, rx: &mpsc::Receiver<Msg>, counters: &Counters) {
+fn run(db: &Database, rx: &mpsc::Receiver<Msg>, counters: &Counters, index: &StageIndex) {
     let mut headers = HeaderCache::default();
     loop {
         let mut group = match rx.recv() {
@@ -87,7 +89,7 @@ fn run(db: &Database, rx: &mpsc::Receiver<Msg>, counters: &Counters) {
                 Err(_) => break,
             }
         }
-        commit_group(db, group, counters, &mut headers);
+        commit_group(db, group, counters, &mut headers, index);
         if shutdown {
             return;
         }
@@ -99,11 +101,12 @@ fn commit_group(
     group: Vec<Request>,
     counters: &Counters,
     headers: &mut HeaderCache,
+    index: &StageIndex,
 ) {
     let size = group.len();
     let (writes, replies): (Vec<_>, Vec<_>) =
         group.into_iter().map(|r| (r.writes, r.reply)).unzip();
-    match run_transaction(db, writes, now_ms(), headers) {
+    match run_transaction(db, writes, now_ms(), headers, index) {
         Ok(results) => {
             let transaction = counters.transactions.fetch_add(1, Ordering::Relaxed) + 1;
             counters
@@ -146,11 +149,12 @@ fn run_transaction(
     groups: Vec<Vec<Write>>,
     now: i64,
     headers: &mut HeaderCache,
+    index: &StageIndex,
 ) -> Result<Vec<Result<CommitInfo, LedgerError>>, LedgerError> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     txn.set_quick_repair(true);
-    let (results, written) = {
+    let (results, written, moves) = {
         let mut tx = Tx::open(&txn, now, headers)?;
         let mut results = Vec::with_capacity(groups.len());
         for writes in groups {
@@ -158,7 +162,7 @@ fn run_transaction(
             // (see `Tx::put`), so it needs no undo log: copying every overwritten value for
             // a rollback that cannot happen was a good part of the writer's allocations.
             tx.undoable = !matches!(writes.as_slice(), [Write::Put { .. }]);
-            let mark = (tx.undo.len(), tx.next_seq);
+            let mark = (tx.undo.len(), tx.next_seq, tx.moves.len());
             let mut info = CommitInfo::default();
             let outcome = writes.into_iter().try_for_each(|w| tx.apply(w, &mut info));
             match outcome {
@@ -177,10 +181,16 @@ fn run_transaction(
             }
         }
         tx.flush_counts()?;
-        (results, std::mem::take(&mut tx.written))
+        (
+            results,
+            std::mem::take(&mut tx.written),
+            std::mem::take(&mut tx.moves),
+        )
     };
     txn.commit()?;
     headers.committed(written);
+    // Before anyone hears of the commit: a stage kicked by it finds its entities listed.
+    index.committed(moves);
     Ok(results)
 }
 
@@ -241,7 +251,6 @@ enum BytesTable {
 /// The inverse of one table mutation, to roll a single rejected request out of a group.
 enum Undo {
     Bytes(BytesTable, String, Option<Vec<u8>>),
-    StageIndex(&'static str, String, bool),
     Count(&'static str, i64),
     Due(i64, String, bool),
     Intent(String, Option<String>),
@@ -269,7 +278,8 @@ struct Tx<'t> {
     discrepancies: BytesT<'t>,
     cursors: BytesT<'t>,
     tokens: BytesT<'t>,
-    stage_index: Table<'t, (&'static str, &'static str), ()>,
+    /// Stage moves made in this transaction, for the in-memory index once it commits.
+    moves: Vec<StageMove>,
     counts: Table<'t, &'static str, u64>,
     count_deltas: std::collections::HashMap<&'static str, i64>,
     due: Table<'t, (i64, &'static str), ()>,
@@ -316,7 +326,7 @@ impl<'t> Tx<'t> {
             discrepancies: txn.open_table(DISCREPANCIES)?,
             cursors: txn.open_table(CURSORS)?,
             tokens: txn.open_table(TOKENS)?,
-            stage_index: txn.open_table(STAGE_TO_ENTITY)?,
+            moves: Vec::new(),
             counts: txn.open_table(STAGE_TO_COUNT)?,
             count_deltas: Default::default(),
             due: txn.open_table(DUE_TO_ENTITY)?,
@@ -647,10 +657,13 @@ impl<'t> Tx<'t> {
         let old_stage = old.map(|o| o.stage);
         if old_stage != Some(new.stage) {
             if let Some(s) = old_stage {
-                self.set_stage_index(s, key, false)?;
                 self.bump_count(s, -1)?;
             }
-            self.set_stage_index(new.stage, key, true)?;
+            self.moves.push(StageMove {
+                key: key.to_owned(),
+                from: old_stage,
+                to: new.stage,
+            });
             self.bump_count(new.stage, 1)?;
         }
 
@@ -781,26 +794,6 @@ impl<'t> Tx<'t> {
         Ok(())
     }
 
-    fn set_stage_index(
-        &mut self,
-        stage: Stage,
-        key: &str,
-        present: bool,
-    ) -> Result<(), LedgerError> {
-        let before = if present {
-            self.stage_index
-                .insert((stage.as_str(), key), ())?
-                .is_some()
-        } else {
-            self.stage_index.remove((stage.as_str(), key))?.is_some()
-        };
-        if self.undoable {
-            self.undo
-                .push(Undo::StageIndex(stage.as_str(), key.to_owned(), before));
-        }
-        Ok(())
-    }
-
     /// Counted in memory and written once per transaction by [`Tx::flush_counts`]: every
     /// transition moves two counts, and reading and rewriting both rows per write was a
     /// tenth of the writer's B-tree work for numbers nothing reads until the commit.
@@ -868,8 +861,10 @@ impl<'t> Tx<'t> {
         Ok(())
     }
 
-    /// Reverts every mutation made after `mark` (undo length, next audit sequence).
-    fn rollback_to(&mut self, mark: (usize, u64)) -> Result<(), LedgerError> {
+    /// Reverts every mutation made after `mark` (undo length, next audit sequence, stage
+    /// moves noted).
+    fn rollback_to(&mut self, mark: (usize, u64, usize)) -> Result<(), LedgerError> {
+        self.moves.truncate(mark.2);
         while self.undo.len() > mark.0 {
             let Some(undo) = self.undo.pop() else { break };
             match undo {
@@ -885,13 +880,6 @@ impl<'t> Tx<'t> {
                         None => {
                             table.remove(key.as_str())?;
                         }
-                    }
-                }
-                Undo::StageIndex(stage, key, before) => {
-                    if before {
-                        self.stage_index.insert((stage, key.as_str()), ())?;
-                    } else {
-                        self.stage_index.remove((stage, key.as_str()))?;
                     }
                 }
                 Undo::Count(stage, delta) => {
