@@ -739,34 +739,42 @@ async fn records_are_stored_as_put_whether_carried_changed_or_copied() {
     assert_eq!(record("order:000000002").await, json!({"v": "b3"}));
 }
 
-/// The stage index lives in memory (`stage_index`): it must follow every committed move,
-/// drop the moves of a request rolled back out of its group, and read back the same from
-/// the states when the file is opened again.
+/// The stage and intent indexes live in memory (`stage_index`, `intent_index`): they must
+/// follow every committed move and intent, drop those of a request rolled back out of its
+/// group, and read back the same from the states when the file is opened again.
 #[tokio::test]
-async fn the_stage_index_follows_commits_and_rollbacks_and_is_rebuilt_at_open() {
+async fn the_stage_and_intent_indexes_follow_commits_and_rollbacks_and_are_rebuilt_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.redb");
     let listed = |states: Vec<EntityState>| -> Vec<String> {
-        states.into_iter().map(|s| s.key).collect::<Vec<_>>()
+        let mut keys: Vec<String> = states.into_iter().map(|s| s.key).collect();
+        keys.sort();
+        keys
+    };
+    let moved = |s: &EntityState, ik: &str| {
+        let mut s = s.clone();
+        s.stage = Stage::ContactReady;
+        s.intent = Some(intent(ik));
+        s
     };
     {
         let ledger = Ledger::open(&path).unwrap();
         for id in ["a", "b", "c"] {
             stored_order(&ledger, id).await;
         }
+        let a = ledger.get("order:a").await.unwrap().unwrap();
         let b = ledger.get("order:b").await.unwrap().unwrap();
         let c = ledger.get("order:c").await.unwrap().unwrap();
-        let mut b_on = b.clone();
-        b_on.stage = Stage::ContactReady;
-        let mut c_on = c.clone();
-        c_on.stage = Stage::ContactReady;
         let mut illegal = order("z");
         illegal.stage = Stage::Paid;
         let results = ledger
             .commit_each(vec![
-                vec![put(b_on, "contacts", "")],
-                // Moves c, then fails: c stays listed as seen, z is never listed.
-                vec![put(c_on, "contacts", ""), put(illegal, "ingest", "")],
+                vec![put(moved(&b, "ik-b"), "contacts", "")],
+                // Moves c with an intent, then fails: c stays seen, its key stays free.
+                vec![
+                    put(moved(&c, "ik-c"), "contacts", ""),
+                    put(illegal, "ingest", ""),
+                ],
             ])
             .await;
         assert!(results[0].is_ok() && results[1].is_err(), "{results:?}");
@@ -782,23 +790,61 @@ async fn the_stage_index_follows_commits_and_rollbacks_and_is_rebuilt_at_open() 
             listed(ledger.by_stage(Stage::Seen, 1).await.unwrap()),
             ["order:a"]
         );
+        assert!(
+            ledger
+                .reader()
+                .by_idempotency_key("ik-c")
+                .unwrap()
+                .is_none()
+        );
+        assert!(ledger.reader().derived_indexes_are_exact().unwrap());
+
+        // In one transaction: c takes the freed key, a cannot take b's.
+        let results = ledger
+            .commit_each(vec![
+                vec![put(moved(&c, "ik-c"), "contacts", "")],
+                vec![put(moved(&a, "ik-b"), "contacts", "takes b's key")],
+            ])
+            .await;
+        assert!(results[0].is_ok(), "{results:?}");
+        assert!(
+            matches!(results[1], Err(LedgerError::DuplicateIdempotencyKey { .. })),
+            "{results:?}"
+        );
+        assert_eq!(
+            listed(ledger.with_intent().await.unwrap()),
+            ["order:b", "order:c"]
+        );
         assert_eq!(
             ledger
                 .reader()
-                .count_in_stage(Stage::Seen, EntityKind::Order)
+                .count_in_stage(Stage::ContactReady, EntityKind::Order)
                 .unwrap(),
             2
         );
-        assert!(ledger.reader().stage_index_is_exact().unwrap());
+        assert!(ledger.reader().derived_indexes_are_exact().unwrap());
     }
     let ledger = Ledger::open(&path).unwrap();
     assert_eq!(
         listed(ledger.by_stage(Stage::Seen, 10).await.unwrap()),
-        ["order:a", "order:c"]
+        ["order:a"]
     );
     assert_eq!(
         listed(ledger.by_stage(Stage::ContactReady, 10).await.unwrap()),
-        ["order:b"]
+        ["order:b", "order:c"]
     );
-    assert!(ledger.reader().stage_index_is_exact().unwrap());
+    assert_eq!(
+        listed(ledger.with_intent().await.unwrap()),
+        ["order:b", "order:c"]
+    );
+    assert_eq!(
+        ledger
+            .reader()
+            .by_idempotency_key("ik-b")
+            .unwrap()
+            .unwrap()
+            .key,
+        "order:b"
+    );
+    assert!(ledger.reader().derived_indexes_are_exact().unwrap());
 }

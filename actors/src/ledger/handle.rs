@@ -3,12 +3,12 @@
 
 use super::audit::AuditEntry;
 use super::dead_letter::DeadLetter;
+use super::derived;
 use super::entity::EntityState;
 use super::error::LedgerError;
 use super::reads::LedgerReader;
 use super::schema;
 use super::stage::{EntityKind, Stage};
-use super::stage_index::StageIndex;
 use super::write::{CommitInfo, LedgerStats, Write};
 use super::writer::{self, Counters, Msg, Request};
 use std::collections::BTreeMap;
@@ -68,15 +68,15 @@ impl Ledger {
                 source: Arc::new(e),
             })?;
         schema::prepare(&db, &path)?;
-        let stages = Arc::new(StageIndex::build(&db)?);
+        let index = derived::build(&db)?;
         let db = Arc::new(db);
         let counters = Arc::new(Counters::default());
-        let (sender, handle) = writer::spawn(db.clone(), counters.clone(), stages.clone())
+        let (sender, handle) = writer::spawn(db.clone(), counters.clone(), index.clone())
             .map_err(|e| LedgerError::Storage(Arc::new(redb::Error::Io(e))))?;
         Ok(Ledger {
             inner: Arc::new(Inner {
                 path,
-                reader: LedgerReader::new(db, stages),
+                reader: LedgerReader::new(db, index),
                 sender,
                 writer: Some(handle),
                 counters,

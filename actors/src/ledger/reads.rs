@@ -5,21 +5,21 @@
 use super::audit::AuditEntry;
 use super::codec;
 use super::dead_letter::DeadLetter;
+use super::derived::{self, Derived};
 use super::entity::{EntityState, StateHeader};
 use super::error::LedgerError;
 use super::record::Record;
 use super::stage::{EntityKind, Stage};
-use super::stage_index::StageIndex;
 use super::tables::*;
 use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A cheap, cloneable reader over the ledger file.
 #[derive(Clone)]
 pub struct LedgerReader {
     db: Arc<Database>,
-    stages: Arc<StageIndex>,
+    index: Derived,
 }
 
 impl std::fmt::Debug for LedgerReader {
@@ -65,8 +65,8 @@ fn states_for(
 }
 
 impl LedgerReader {
-    pub(crate) fn new(db: Arc<Database>, stages: Arc<StageIndex>) -> Self {
-        LedgerReader { db, stages }
+    pub(crate) fn new(db: Arc<Database>, index: Derived) -> Self {
+        LedgerReader { db, index }
     }
 
     pub fn get(&self, key: &str) -> Result<Option<EntityState>, LedgerError> {
@@ -110,7 +110,7 @@ impl LedgerReader {
     /// snapshot is taken after them, so an entity that moved on in between reads in its new
     /// stage and is left out here rather than handed to the wrong stage.
     pub fn by_stage(&self, stage: Stage, limit: usize) -> Result<Vec<EntityState>, LedgerError> {
-        let keys = self.stages.keys(stage, limit);
+        let keys = self.index.stages.keys(stage, limit);
         let rtx = self.db.begin_read()?;
         let mut states = states_for(&rtx, keys)?;
         states.retain(|s| s.stage == stage);
@@ -121,14 +121,17 @@ impl LedgerReader {
     /// state is read), for reports that must not count stock items as orders.
     pub fn count_in_stage(&self, stage: Stage, kind: EntityKind) -> Result<u64, LedgerError> {
         Ok(self
+            .index
             .stages
             .count_with_prefix(stage, &format!("{}:", kind.prefix())))
     }
 
-    /// Whether the in-memory stage index lists exactly the stages the stored states hold
-    /// (a rebuild compared with what the writer kept up to date).
-    pub fn stage_index_is_exact(&self) -> Result<bool, LedgerError> {
-        Ok(StageIndex::build(&self.db)?.snapshot() == self.stages.snapshot())
+    /// Whether the in-memory indexes (stages, intents) say exactly what the stored states
+    /// say: a rebuild compared with what the writer kept up to date.
+    pub fn derived_indexes_are_exact(&self) -> Result<bool, LedgerError> {
+        let rebuilt = derived::build(&self.db)?;
+        Ok(rebuilt.stages.snapshot() == self.index.stages.snapshot()
+            && rebuilt.intents.snapshot() == self.index.intents.snapshot())
     }
 
     /// Up to `limit` failed entities whose retry time is at or before `now_ms`, earliest first.
@@ -160,14 +163,12 @@ impl LedgerReader {
     /// Every entity holding an intent without an outcome: after a crash, each of these must be
     /// resolved by a lookup on the remote side before anything is re-sent.
     pub fn with_intent(&self) -> Result<Vec<EntityState>, LedgerError> {
+        let keys = self.index.intents.holders();
         let rtx = self.db.begin_read()?;
-        let index = rtx.open_table(INTENT_TO_ENTITY)?;
-        let mut keys = BTreeSet::new();
-        for item in index.iter()? {
-            let (_, holder) = item?;
-            keys.insert(holder.value().to_owned());
-        }
-        states_for(&rtx, keys)
+        let mut states = states_for(&rtx, keys)?;
+        // Listed before the snapshot: an outcome committed in between cleared the intent.
+        states.retain(|s| s.intent.is_some());
+        Ok(states)
     }
 
     /// The entity holding this idempotency key's intent, if any.
@@ -175,15 +176,15 @@ impl LedgerReader {
         &self,
         idempotency_key: &str,
     ) -> Result<Option<EntityState>, LedgerError> {
-        let rtx = self.db.begin_read()?;
-        let holder: Option<String> = rtx
-            .open_table(INTENT_TO_ENTITY)?
-            .get(idempotency_key)?
-            .map(|g| g.value().to_owned());
-        match holder {
-            Some(key) => state_at(&rtx, key.as_str()),
-            None => Ok(None),
-        }
+        let Some(key) = self.index.intents.holder(idempotency_key) else {
+            return Ok(None);
+        };
+        let state = state_at(&self.db.begin_read()?, key.as_str())?;
+        Ok(state.filter(|s| {
+            s.intent
+                .as_ref()
+                .is_some_and(|i| i.idempotency_key == idempotency_key)
+        }))
     }
 
     /// Entities whose `links[name] == value`, e.g. (`invoice_id`, a Xero InvoiceID). Only

@@ -58,10 +58,10 @@ pub(crate) fn prepare(db: &Database, path: &Path) -> Result<(), LedgerError> {
         txn.open_table(ENTITY_TO_RECORD)?;
         if stored.is_some_and(|v| v < 3) {
             txn.delete_table(LEGACY_STAGE_TO_ENTITY)?;
+            txn.delete_table(LEGACY_INTENT_TO_ENTITY)?;
         }
         txn.open_table(STAGE_TO_COUNT)?;
         txn.open_table(DUE_TO_ENTITY)?;
-        txn.open_table(INTENT_TO_ENTITY)?;
         txn.open_table(LINK_TO_ENTITY)?;
         txn.open_table(AUDIT)?;
         txn.open_table(ENTITY_TO_AUDIT)?;

@@ -5,8 +5,7 @@
 //! transition (a removal and an insert, each copying and later writing a page), a third of
 //! the writer's table work, for an index the states already imply: each state records its
 //! stage. So the index lives here instead. It is derived data: the file holds no copy, a crash
-//! loses nothing, and [`StageIndex::build`] reads it back from the states when the ledger
-//! opens (about a second per million entities).
+//! loses nothing, and `derived::build` reads it back from the states when the ledger opens.
 //!
 //! Only the writer thread changes it, and only after the transaction that moved the entities
 //! committed: a reader that finds a key here and then reads the state sees that commit or a
@@ -17,13 +16,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use parking_lot::RwLock;
-use redb::{Database, ReadableDatabase, ReadableTable};
 
-use super::codec;
-use super::entity::StateHeader;
-use super::error::LedgerError;
 use super::stage::Stage;
-use super::tables::ENTITY_TO_STATE;
 
 /// One entity's move, as the writer noted it in a transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,23 +34,15 @@ pub(crate) struct StageIndex {
 }
 
 impl StageIndex {
-    /// The index of the states in `db`, read in one transaction.
-    pub(crate) fn build(db: &Database) -> Result<Self, LedgerError> {
-        let rtx = db.begin_read()?;
-        let states = rtx.open_table(ENTITY_TO_STATE)?;
+    /// The index of `(stage, entity key)` pairs read from the stored states.
+    pub(crate) fn build(pairs: impl IntoIterator<Item = (Stage, String)>) -> Self {
         let mut stages: HashMap<Stage, BTreeSet<String>> = HashMap::new();
-        for item in states.iter()? {
-            let (k, v) = item?;
-            let key = k.value();
-            let header: StateHeader = codec::decode("entity", key, v.value())?;
-            stages
-                .entry(header.stage)
-                .or_default()
-                .insert(key.to_owned());
+        for (stage, key) in pairs {
+            stages.entry(stage).or_default().insert(key);
         }
-        Ok(Self {
+        Self {
             stages: RwLock::new(stages),
-        })
+        }
     }
 
     /// Applies the moves of a committed transaction, in the order they were made.

@@ -15,9 +15,10 @@ pub const SCHEMA_VERSION: u64 = 3;
 /// Older versions this build upgrades in place when it opens them. Version 1 kept each
 /// entity's record inside its state; version 2 keeps it in [`ENTITY_TO_RECORD`]. A version 1
 /// state still carries its record and is read as it is; its next write splits it. Versions
-/// 1 and 2 kept the stage index as a table ([`LEGACY_STAGE_TO_ENTITY`]); version 3 keeps it
-/// in memory (`stage_index`), and the upgrade deletes the table: a version 2 build must not
-/// open a file whose table has stopped following the states.
+/// 1 and 2 kept the stage and intent indexes as tables ([`LEGACY_STAGE_TO_ENTITY`],
+/// [`LEGACY_INTENT_TO_ENTITY`]); version 3 derives both from the states and keeps them in
+/// memory, and the upgrade deletes the tables: a version 2 build must not open a file whose
+/// tables have stopped following the states.
 pub const UPGRADABLE_FROM: &[u64] = &[1, 2];
 
 /// The key in [`META`] that holds the schema version.
@@ -56,8 +57,10 @@ pub const STAGE_TO_COUNT: TableDefinition<&str, u64> = TableDefinition::new("STA
 pub const DUE_TO_ENTITY: TableDefinition<(i64, &str), ()> = TableDefinition::new("DUE_TO_ENTITY");
 
 /// Idempotency key → entity key, for every intent committed without an outcome yet: the
-/// restart recovery list, and a guard against two entities sharing one idempotency key.
-pub const INTENT_TO_ENTITY: TableDefinition<&str, &str> = TableDefinition::new("INTENT_TO_ENTITY");
+/// table of schema versions 1 and 2, deleted when such a file is upgraded. Version 3 derives
+/// it from the states at open and keeps it in memory (`intent_index`).
+pub const LEGACY_INTENT_TO_ENTITY: TableDefinition<&str, &str> =
+    TableDefinition::new("INTENT_TO_ENTITY");
 
 /// (`"{link name}:{value}"`, entity key) → (), e.g. (`invoice_id:2f1c…`, `order:000000123`):
 /// finds the entity behind a Xero webhook or a reconciliation row. Several entities may share

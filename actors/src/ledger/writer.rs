@@ -10,11 +10,13 @@
 use super::audit::AuditEntry;
 use super::codec;
 use super::dead_letter::DeadLetter;
+use super::derived::Derived;
 use super::entity::{EntityState, StateHeader, StoredState};
 use super::error::LedgerError;
+use super::intent_index::IntentIndex;
 use super::record::Record;
 use super::stage::{Stage, can_move};
-use super::stage_index::{StageIndex, StageMove};
+use super::stage_index::StageMove;
 use super::tables::*;
 use super::write::{CommitInfo, LedgerStats, Write};
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
@@ -62,7 +64,7 @@ impl Counters {
 pub(crate) fn spawn(
     db: Arc<Database>,
     counters: Arc<Counters>,
-    index: Arc<StageIndex>,
+    index: Derived,
 ) -> std::io::Result<(mpsc::Sender<Msg>, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel();
     let handle = std::thread::Builder::new()
@@ -71,7 +73,7 @@ pub(crate) fn spawn(
     Ok((tx, handle))
 }
 
-fn run(db: &Database, rx: &mpsc::Receiver<Msg>, counters: &Counters, index: &StageIndex) {
+fn run(db: &Database, rx: &mpsc::Receiver<Msg>, counters: &Counters, index: &Derived) {
     let mut headers = HeaderCache::default();
     loop {
         let mut group = match rx.recv() {
@@ -101,7 +103,7 @@ fn commit_group(
     group: Vec<Request>,
     counters: &Counters,
     headers: &mut HeaderCache,
-    index: &StageIndex,
+    index: &Derived,
 ) {
     let size = group.len();
     let (writes, replies): (Vec<_>, Vec<_>) =
@@ -149,13 +151,13 @@ fn run_transaction(
     groups: Vec<Vec<Write>>,
     now: i64,
     headers: &mut HeaderCache,
-    index: &StageIndex,
+    index: &Derived,
 ) -> Result<Vec<Result<CommitInfo, LedgerError>>, LedgerError> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     txn.set_quick_repair(true);
-    let (results, written, moves) = {
-        let mut tx = Tx::open(&txn, now, headers)?;
+    let (results, written, moves, intents) = {
+        let mut tx = Tx::open(&txn, now, headers, &index.intents)?;
         let mut results = Vec::with_capacity(groups.len());
         for writes in groups {
             // A lone `Put` checks everything that can refuse it before it changes anything
@@ -185,12 +187,14 @@ fn run_transaction(
             results,
             std::mem::take(&mut tx.written),
             std::mem::take(&mut tx.moves),
+            std::mem::take(&mut tx.intent_changes),
         )
     };
     txn.commit()?;
     headers.committed(written);
     // Before anyone hears of the commit: a stage kicked by it finds its entities listed.
-    index.committed(moves);
+    index.stages.committed(moves);
+    index.intents.committed(intents);
     Ok(results)
 }
 
@@ -283,7 +287,10 @@ struct Tx<'t> {
     counts: Table<'t, &'static str, u64>,
     count_deltas: std::collections::HashMap<&'static str, i64>,
     due: Table<'t, (i64, &'static str), ()>,
-    intents: Table<'t, &'static str, &'static str>,
+    /// Idempotency key holders as last committed (read-only here).
+    intents: &'t IntentIndex,
+    /// This transaction's changes to them (`None`: the key was freed), read before `intents`.
+    intent_changes: std::collections::HashMap<String, Option<String>>,
     links: Table<'t, (&'static str, &'static str), ()>,
     audit: Table<'t, u64, &'static [u8]>,
     entity_audit: Table<'t, (&'static str, u64), ()>,
@@ -310,6 +317,7 @@ impl<'t> Tx<'t> {
         txn: &'t WriteTransaction,
         now: i64,
         cache: &'t HeaderCache,
+        intents: &'t IntentIndex,
     ) -> Result<Self, LedgerError> {
         let audit = txn.open_table(AUDIT)?;
         let next_seq = audit.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
@@ -330,7 +338,8 @@ impl<'t> Tx<'t> {
             counts: txn.open_table(STAGE_TO_COUNT)?,
             count_deltas: Default::default(),
             due: txn.open_table(DUE_TO_ENTITY)?,
-            intents: txn.open_table(INTENT_TO_ENTITY)?,
+            intents,
+            intent_changes: Default::default(),
             links: txn.open_table(LINK_TO_ENTITY)?,
             audit,
             entity_audit: txn.open_table(ENTITY_TO_AUDIT)?,
@@ -457,10 +466,7 @@ impl<'t> Tx<'t> {
             }
         }
         if let Some(intent) = &state.intent {
-            let holder = self
-                .intents
-                .get(intent.idempotency_key.as_str())?
-                .map(|g| g.value().to_owned());
+            let holder = self.intent_holder(&intent.idempotency_key);
             if let Some(holder) = holder
                 && holder != state.key
             {
@@ -830,18 +836,23 @@ impl<'t> Tx<'t> {
         Ok(())
     }
 
+    /// Who holds `idempotency_key` at this point of the transaction.
+    fn intent_holder(&self, idempotency_key: &str) -> Option<String> {
+        match self.intent_changes.get(idempotency_key) {
+            Some(changed) => changed.clone(),
+            None => self.intents.holder(idempotency_key),
+        }
+    }
+
     fn set_intent(
         &mut self,
         idempotency_key: &str,
         holder: Option<&str>,
     ) -> Result<(), LedgerError> {
-        let before = match holder {
-            Some(h) => self.intents.insert(idempotency_key, h)?,
-            None => self.intents.remove(idempotency_key)?,
-        }
-        .filter(|_| self.undoable)
-        .map(|g| g.value().to_owned());
-        if self.undoable {
+        let before = self.undoable.then(|| self.intent_holder(idempotency_key));
+        self.intent_changes
+            .insert(idempotency_key.to_owned(), holder.map(str::to_owned));
+        if let Some(before) = before {
             self.undo
                 .push(Undo::Intent(idempotency_key.to_owned(), before));
         }
@@ -892,14 +903,9 @@ impl<'t> Tx<'t> {
                         self.due.remove((at, key.as_str()))?;
                     }
                 }
-                Undo::Intent(ik, before) => match before {
-                    Some(h) => {
-                        self.intents.insert(ik.as_str(), h.as_str())?;
-                    }
-                    None => {
-                        self.intents.remove(ik.as_str())?;
-                    }
-                },
+                Undo::Intent(ik, before) => {
+                    self.intent_changes.insert(ik, before);
+                }
                 Undo::Link(link, key, before) => {
                     if before {
                         self.links.insert((link.as_str(), key.as_str()), ())?;
