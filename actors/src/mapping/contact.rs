@@ -35,8 +35,7 @@ pub fn guest_contact_number(email: &str) -> String {
         return plain;
     }
     let digest = Sha256::digest(key.as_bytes());
-    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
-    format!("{GUEST_PREFIX}{hex}")
+    format!("{GUEST_PREFIX}{}", hex::encode(&digest[..12]))
 }
 
 /// The contact body to create or update for this order's customer.
