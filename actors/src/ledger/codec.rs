@@ -25,15 +25,24 @@ struct VersionProbe {
 }
 
 pub(crate) fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, LedgerError> {
-    serde_json::to_vec(&EnvelopeOut {
-        v: RECORD_VERSION,
-        body: value,
-    })
+    // Sized for a state (a few hundred bytes) so the writer's encodes grow it rarely.
+    let mut out = Vec::with_capacity(ENCODE_CAPACITY);
+    serde_json::to_writer(
+        &mut out,
+        &EnvelopeOut {
+            v: RECORD_VERSION,
+            body: value,
+        },
+    )
     .map_err(|e| LedgerError::Encode {
         what,
         reason: e.to_string(),
-    })
+    })?;
+    Ok(out)
 }
+
+/// The first allocation of an encoded value.
+const ENCODE_CAPACITY: usize = 1024;
 
 pub(crate) fn decode<T: DeserializeOwned>(
     what: &'static str,
