@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::context::{LinkContext, bury, fail_or_bury, is_due, now_ms};
-use super::keys::batch_key;
+use super::keys::{batch_digests, batch_key};
 use super::parsed_orders::Stored;
 use super::stage::{RoundError, RoundReport, StageWorker};
 use crate::budget::Priority;
@@ -293,9 +293,9 @@ impl ContactsWorker {
                 .iter()
                 .map(|g| serde_json::to_value(&g.wanted).unwrap_or_default())
                 .collect();
-            let key = batch_key("contacts-create", &bodies);
+            let (key, body_hashes) = batch_digests("contacts-create", &bodies);
             let mut intents = Vec::new();
-            for (g, body) in pending.iter().zip(&bodies) {
+            for ((g, body), body_sha256) in pending.iter().zip(&bodies).zip(body_hashes) {
                 let ckey = EntityKind::Contact.key(&g.number);
                 let mut s = match ctx.ledger.get(&ckey).await.map_err(|e| e.to_string())? {
                     Some(s) => s,
@@ -307,7 +307,7 @@ impl ContactsWorker {
                     op: "PUT Contacts".into(),
                     // The HTTP key covers the batch; the ledger's key names this element of it.
                     idempotency_key: format!("{key}/{}", s.key),
-                    body_sha256: super::keys::sha256_hex(body),
+                    body_sha256,
                     batch_id: key.clone(),
                     committed_at_ms: now_ms(),
                 });

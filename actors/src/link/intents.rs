@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::context::{LinkContext, now_ms};
-use super::keys::{batch_key, sha256_hex};
+use super::keys::{batch_digests, batch_key};
 use crate::ledger::{EntityState, Intent, Stage, Write};
 
 /// What may be sent after the intents were committed.
@@ -27,17 +27,18 @@ pub async fn commit_intents<T>(
     batch: Vec<(EntityState, Value, T)>,
 ) -> Sendable<T> {
     let planned = batch.len();
-    let key = batch_key(what, batch.iter().map(|(_, b, _)| b));
+    let (key, body_hashes) = batch_digests(what, batch.iter().map(|(_, b, _)| b));
     let intents = batch
         .iter()
-        .map(|(s, body, _)| {
+        .zip(body_hashes)
+        .map(|((s, _, _), body_sha256)| {
             let mut s = s.clone();
             s.stage = posting;
             s.intent = Some(Intent {
                 op: op.to_owned(),
                 // The HTTP key covers the batch; the ledger's key names this element of it.
                 idempotency_key: format!("{key}/{}", s.key),
-                body_sha256: sha256_hex(body),
+                body_sha256,
                 batch_id: key.clone(),
                 committed_at_ms: now_ms(),
             });
