@@ -399,7 +399,7 @@ fn the_ledger_config_table_opens_the_file_and_rejects_unknown_keys() {
 /// version 2 build refuses it instead of trusting a table nothing updates any more.
 #[tokio::test]
 async fn a_version_2_file_loses_its_stage_table_and_lists_stages_from_the_states() {
-    use tally_actors::ledger::tables::LEGACY_STAGE_TO_ENTITY;
+    use tally_actors::ledger::tables::{LEGACY_STAGE_TO_COUNT, LEGACY_STAGE_TO_ENTITY};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.redb");
     {
@@ -421,6 +421,11 @@ async fn a_version_2_file_loses_its_stage_table_and_lists_stages_from_the_states
             .unwrap()
             .insert(("paid", "order:9"), ())
             .unwrap();
+        // And a stale count: the counts now come from the states.
+        txn.open_table(LEGACY_STAGE_TO_COUNT)
+            .unwrap()
+            .insert("paid", 5)
+            .unwrap();
         txn.open_table(META)
             .unwrap()
             .insert(META_SCHEMA_VERSION, 2)
@@ -429,6 +434,8 @@ async fn a_version_2_file_loses_its_stage_table_and_lists_stages_from_the_states
     }
     {
         let ledger = Ledger::open(&path).unwrap();
+        let counts = ledger.counts_by_stage().await.unwrap();
+        assert_eq!((counts[&Stage::Seen], counts[&Stage::Paid]), (1, 0));
         let seen = ledger.by_stage(Stage::Seen, 10).await.unwrap();
         assert_eq!(seen.len(), 1);
         assert!(ledger.by_stage(Stage::Paid, 10).await.unwrap().is_empty());
@@ -442,5 +449,12 @@ async fn a_version_2_file_loses_its_stage_table_and_lists_stages_from_the_states
             Err(redb::TableError::TableDoesNotExist(_))
         ),
         "the old stage table is deleted"
+    );
+    assert!(
+        matches!(
+            rtx.open_table(LEGACY_STAGE_TO_COUNT),
+            Err(redb::TableError::TableDoesNotExist(_))
+        ),
+        "the old count table is deleted"
     );
 }

@@ -211,18 +211,12 @@ impl LedgerReader {
         states_for(&rtx, keys)
     }
 
-    /// The number of entities in every stage (zero included), from a maintained counter.
+    /// The number of entities in every stage (zero included), from the in-memory index.
     pub fn counts_by_stage(&self) -> Result<BTreeMap<Stage, u64>, LedgerError> {
-        let rtx = self.db.begin_read()?;
-        let counts = rtx.open_table(STAGE_TO_COUNT)?;
-        let mut out: BTreeMap<Stage, u64> = Stage::ALL.into_iter().map(|s| (s, 0)).collect();
-        for item in counts.iter()? {
-            let (k, v) = item?;
-            if let Some(stage) = Stage::parse(k.value()) {
-                out.insert(stage, v.value());
-            }
-        }
-        Ok(out)
+        Ok(Stage::ALL
+            .into_iter()
+            .map(|s| (s, self.index.stages.count(s)))
+            .collect())
     }
 
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, LedgerError> {

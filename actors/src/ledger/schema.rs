@@ -56,11 +56,10 @@ pub(crate) fn prepare(db: &Database, path: &Path) -> Result<(), LedgerError> {
         meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
         txn.open_table(ENTITY_TO_STATE)?;
         txn.open_table(ENTITY_TO_RECORD)?;
-        if stored.is_some_and(|v| v < 3) {
-            txn.delete_table(LEGACY_STAGE_TO_ENTITY)?;
-            txn.delete_table(LEGACY_INTENT_TO_ENTITY)?;
-        }
-        txn.open_table(STAGE_TO_COUNT)?;
+        // Derived in memory since version 3 (a no-op once they are gone).
+        txn.delete_table(LEGACY_STAGE_TO_ENTITY)?;
+        txn.delete_table(LEGACY_INTENT_TO_ENTITY)?;
+        txn.delete_table(LEGACY_STAGE_TO_COUNT)?;
         txn.open_table(DUE_TO_ENTITY)?;
         txn.open_table(LINK_TO_ENTITY)?;
         txn.open_table(AUDIT)?;

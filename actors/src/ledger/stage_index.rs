@@ -70,6 +70,14 @@ impl StageIndex {
             .unwrap_or_default()
     }
 
+    /// How many keys are in `stage`.
+    pub(crate) fn count(&self, stage: Stage) -> u64 {
+        self.stages
+            .read()
+            .get(&stage)
+            .map_or(0, |keys| keys.len() as u64)
+    }
+
     /// How many keys in `stage` start with `prefix`.
     pub(crate) fn count_with_prefix(&self, stage: Stage, prefix: &str) -> u64 {
         self.stages.read().get(&stage).map_or(0, |keys| {

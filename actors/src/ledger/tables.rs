@@ -15,10 +15,11 @@ pub const SCHEMA_VERSION: u64 = 3;
 /// Older versions this build upgrades in place when it opens them. Version 1 kept each
 /// entity's record inside its state; version 2 keeps it in [`ENTITY_TO_RECORD`]. A version 1
 /// state still carries its record and is read as it is; its next write splits it. Versions
-/// 1 and 2 kept the stage and intent indexes as tables ([`LEGACY_STAGE_TO_ENTITY`],
-/// [`LEGACY_INTENT_TO_ENTITY`]); version 3 derives both from the states and keeps them in
-/// memory, and the upgrade deletes the tables: a version 2 build must not open a file whose
-/// tables have stopped following the states.
+/// 1 and 2 kept the stage and intent indexes and the stage counts as tables
+/// ([`LEGACY_STAGE_TO_ENTITY`], [`LEGACY_INTENT_TO_ENTITY`], [`LEGACY_STAGE_TO_COUNT`]);
+/// version 3 derives them from the states and keeps them in memory, and opening deletes the
+/// tables: a version 2 build must not open a file whose tables have stopped following the
+/// states.
 pub const UPGRADABLE_FROM: &[u64] = &[1, 2];
 
 /// The key in [`META`] that holds the schema version.
@@ -49,9 +50,10 @@ pub const ENTITY_TO_RECORD: TableDefinition<&str, &[u8]> = TableDefinition::new(
 pub const LEGACY_STAGE_TO_ENTITY: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("STAGE_TO_ENTITY");
 
-/// Stage name → number of entities in it, kept in step with the states so the console can
-/// poll counts cheaply.
-pub const STAGE_TO_COUNT: TableDefinition<&str, u64> = TableDefinition::new("STAGE_TO_COUNT");
+/// Stage name → number of entities in it: schema versions 1 and 2 kept it in step with the
+/// stage table. Version 3 counts the in-memory stage index instead, and deletes this table.
+pub const LEGACY_STAGE_TO_COUNT: TableDefinition<&str, u64> =
+    TableDefinition::new("STAGE_TO_COUNT");
 
 /// (retry_at_ms, entity key) → (): failed entities waiting for their next attempt, in due order.
 pub const DUE_TO_ENTITY: TableDefinition<(i64, &str), ()> = TableDefinition::new("DUE_TO_ENTITY");

@@ -182,7 +182,6 @@ fn run_transaction(
                 }
             }
         }
-        tx.flush_counts()?;
         (
             results,
             std::mem::take(&mut tx.written),
@@ -255,7 +254,6 @@ enum BytesTable {
 /// The inverse of one table mutation, to roll a single rejected request out of a group.
 enum Undo {
     Bytes(BytesTable, String, Option<Vec<u8>>),
-    Count(&'static str, i64),
     Due(i64, String, bool),
     Intent(String, Option<String>),
     Link(String, String, bool),
@@ -284,8 +282,6 @@ struct Tx<'t> {
     tokens: BytesT<'t>,
     /// Stage moves made in this transaction, for the in-memory index once it commits.
     moves: Vec<StageMove>,
-    counts: Table<'t, &'static str, u64>,
-    count_deltas: std::collections::HashMap<&'static str, i64>,
     due: Table<'t, (i64, &'static str), ()>,
     /// Idempotency key holders as last committed (read-only here).
     intents: &'t IntentIndex,
@@ -335,8 +331,6 @@ impl<'t> Tx<'t> {
             cursors: txn.open_table(CURSORS)?,
             tokens: txn.open_table(TOKENS)?,
             moves: Vec::new(),
-            counts: txn.open_table(STAGE_TO_COUNT)?,
-            count_deltas: Default::default(),
             due: txn.open_table(DUE_TO_ENTITY)?,
             intents,
             intent_changes: Default::default(),
@@ -662,15 +656,11 @@ impl<'t> Tx<'t> {
 
         let old_stage = old.map(|o| o.stage);
         if old_stage != Some(new.stage) {
-            if let Some(s) = old_stage {
-                self.bump_count(s, -1)?;
-            }
             self.moves.push(StageMove {
                 key: key.to_owned(),
                 from: old_stage,
                 to: new.stage,
             });
-            self.bump_count(new.stage, 1)?;
         }
 
         let old_due = old.and_then(|o| o.retry_at_ms);
@@ -800,30 +790,6 @@ impl<'t> Tx<'t> {
         Ok(())
     }
 
-    /// Counted in memory and written once per transaction by [`Tx::flush_counts`]: every
-    /// transition moves two counts, and reading and rewriting both rows per write was a
-    /// tenth of the writer's B-tree work for numbers nothing reads until the commit.
-    fn bump_count(&mut self, stage: Stage, delta: i64) -> Result<(), LedgerError> {
-        let name = stage.as_str();
-        *self.count_deltas.entry(name).or_default() += delta;
-        if self.undoable {
-            self.undo.push(Undo::Count(name, delta));
-        }
-        Ok(())
-    }
-
-    fn flush_counts(&mut self) -> Result<(), LedgerError> {
-        for (name, delta) in std::mem::take(&mut self.count_deltas) {
-            if delta == 0 {
-                continue;
-            }
-            let before = self.counts.get(name)?.map(|g| g.value());
-            let now = before.unwrap_or(0).saturating_add_signed(delta);
-            self.counts.insert(name, now)?;
-        }
-        Ok(())
-    }
-
     fn set_due(&mut self, at: i64, key: &str, present: bool) -> Result<(), LedgerError> {
         let before = if present {
             self.due.insert((at, key), ())?.is_some()
@@ -892,9 +858,6 @@ impl<'t> Tx<'t> {
                             table.remove(key.as_str())?;
                         }
                     }
-                }
-                Undo::Count(stage, delta) => {
-                    *self.count_deltas.entry(stage).or_default() -= delta;
                 }
                 Undo::Due(at, key, before) => {
                     if before {
