@@ -260,7 +260,8 @@ async fn backfill_of_2000_orders_matches_magento_exactly_once() {
     );
     // Writeback: one tally comment on every paid order and none on an unpaid one. Every
     // paid seeded order is invoiced in full in Magento, so each first attempt comments
-    // without reading the order first: one Magento call per paid order.
+    // without reading the order first, through Magento's bulk API: one operation per paid
+    // order, many to a request, and no comment sent one at a time.
     let magento = env.magento_counters();
     let answered = |route: &str| -> u64 {
         magento["requests"][route]
@@ -269,10 +270,13 @@ async fn backfill_of_2000_orders_matches_magento_exactly_once() {
                 by_status.values().filter_map(Value::as_u64).sum()
             })
     };
-    assert_eq!(
-        answered("POST /V1/orders/{id}/comments"),
-        paid_orders as u64,
-        "{magento}"
+    assert_eq!(answered("POST /V1/orders/{id}/comments"), 0, "{magento}");
+    assert_eq!(magento["bulk"]["operations"], json!(paid_orders), "{magento}");
+    assert_eq!(magento["bulk"]["complete"], json!(paid_orders), "{magento}");
+    let bulks = answered("POST /async/bulk/V1/orders/byId/comments");
+    assert!(
+        bulks >= 1 && bulks < paid_orders as u64,
+        "{bulks} bulk requests for {paid_orders} comments"
     );
     assert_eq!(answered("GET /V1/orders/{id}"), 0, "{magento}");
     for o in &orders {

@@ -22,6 +22,9 @@ pub struct SyncTable {
     pub max_attempts: Option<u32>,
     pub retry_base_ms: Option<u64>,
     pub writeback: Option<bool>,
+    /// Writeback comments through Magento's bulk API (needs its consumers running).
+    pub bulk_comments: Option<bool>,
+    pub bulk_wait_secs: Option<u64>,
     pub stock: Option<bool>,
     pub stock_interval_secs: Option<u64>,
 }
@@ -57,6 +60,12 @@ pub fn link_config(raw: &RawConfig) -> anyhow::Result<LinkConfig> {
     }
     if let Some(w) = sync.writeback {
         settings.writeback = w;
+    }
+    if let Some(b) = sync.bulk_comments {
+        settings.bulk_comments = b;
+    }
+    if let Some(secs) = sync.bulk_wait_secs {
+        settings.bulk_wait = Duration::from_secs(secs);
     }
     if let Some(s) = sync.stock {
         settings.stock = s;

@@ -35,6 +35,10 @@ pub struct LinkSettings {
     pub concurrent_batches: usize,
     /// Write Magento back (comment, invoice) when the Xero invoice is paid.
     pub writeback: bool,
+    /// Send first-attempt writeback comments through Magento's bulk API (one request per
+    /// round), and wait this long for its consumer to apply them.
+    pub bulk_comments: bool,
+    pub bulk_wait: Duration,
     /// Bring Xero's tracked-item quantities back to Magento, read this often.
     pub stock: bool,
     pub stock_interval: Duration,
@@ -52,6 +56,8 @@ impl Default for LinkSettings {
             poll_interval: Duration::from_secs(5),
             concurrent_batches: 4,
             writeback: true,
+            bulk_comments: true,
+            bulk_wait: Duration::from_secs(30),
             stock: true,
             stock_interval: Duration::from_secs(60),
         }

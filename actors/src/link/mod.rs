@@ -12,6 +12,7 @@
 //! Every actor holds the shared [`LinkContext`]: the budgeted Xero client, the Magento
 //! client and the ledger handle.
 
+pub mod bulk_comments;
 pub mod contacts;
 pub mod context;
 pub mod fresh_intents;

@@ -9,17 +9,21 @@
 //! invoiced in full: Magento never un-invoices an order, and no earlier attempt can have
 //! commented (the attempt's intent was committed just now, and a crashed or failed attempt
 //! leaves its intent behind, which sends the next attempt through the lookup). That halves
-//! the Magento calls of a backfill's writeback.
+//! the Magento calls of a backfill's writeback. Those first-attempt comments go through
+//! Magento's bulk API, a round's worth per request (`bulk_comments`); a retry goes through
+//! the lookup, after every comment still queued in Magento's bulk API has been applied.
 
 use std::sync::Arc;
 
 use futures::StreamExt;
 use serde_json::Value;
 
+use super::bulk_comments::comment_in_bulk;
 use super::context::{LinkContext, fail_or_bury, is_due, now_ms};
 use super::invoices::commit_all;
 use super::stage::{RoundError, RoundReport, StageWorker};
 use crate::ledger::{EntityState, Intent, Stage, Write};
+use crate::magento::COMMENT_TOPIC;
 
 const ACTOR: &str = "writeback";
 /// Marks our comments so a retry can see that the comment is already there.
@@ -36,16 +40,10 @@ impl WritebackWorker {
 
     async fn one(&self, (s, first): (EntityState, bool)) -> Result<Write, (EntityState, String)> {
         let ctx = &self.ctx;
-        let Some(entity_id) = s
-            .links
-            .get("magento_entity_id")
-            .and_then(|v| v.parse::<u64>().ok())
-        else {
+        let Some(entity_id) = entity_id(&s) else {
             return Err((s, "the order has no Magento entity id".into()));
         };
-        let number = s.links.get("invoice_number").cloned().unwrap_or_default();
-        let invoice_id = s.links.get("invoice_id").cloned().unwrap_or_default();
-        let comment = format!("{MARKER} Paid in Xero: invoice {number} ({invoice_id}).");
+        let comment = comment_for(&s);
         if first && invoiced_in_full(&s) {
             ctx.magento
                 .add_order_comment(entity_id, &comment, None)
@@ -102,6 +100,19 @@ impl WritebackWorker {
     }
 }
 
+fn entity_id(s: &EntityState) -> Option<u64> {
+    s.links
+        .get("magento_entity_id")
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// The comment naming the Xero invoice, marked so a retry recognises it.
+fn comment_for(s: &EntityState) -> String {
+    let number = s.links.get("invoice_number").map_or("", String::as_str);
+    let invoice_id = s.links.get("invoice_id").map_or("", String::as_str);
+    format!("{MARKER} Paid in Xero: invoice {number} ({invoice_id}).")
+}
+
 /// The ledger's copy of the order says Magento invoiced all of it. Reads the two totals
 /// only; serde skips the rest of the stored order without building it.
 fn invoiced_in_full(s: &EntityState) -> bool {
@@ -118,6 +129,14 @@ fn invoiced_in_full(s: &EntityState) -> bool {
         (Some(grand), Some(invoiced)) => invoiced >= grand,
         _ => false,
     }
+}
+
+fn bulk_written_back(s: EntityState, uuid: &str) -> Write {
+    let mut w = written_back(s, false);
+    if let Write::Put { detail, .. } = &mut w {
+        *detail = format!("Magento order commented (bulk {uuid})");
+    }
+    w
 }
 
 fn written_back(mut s: EntityState, invoiced: bool) -> Write {
@@ -211,6 +230,39 @@ impl WritebackWorker {
     }
 }
 
+impl WritebackWorker {
+    /// Holds back the retries (orders whose earlier attempt may have reached Magento) while
+    /// Magento's bulk queue still holds comments: one of them may be the retried order's,
+    /// and the lookup would not see it yet. First attempts pass, as does everything when
+    /// the store has no bulk API (nothing can be queued there).
+    async fn unless_comments_queued(
+        &self,
+        ready: Vec<(EntityState, bool)>,
+    ) -> (
+        Vec<(EntityState, bool)>,
+        Vec<Result<Write, (EntityState, String)>>,
+    ) {
+        if ready.iter().all(|(_, first)| *first) {
+            return (ready, Vec::new());
+        }
+        let reason = match self.ctx.magento.open_operations(COMMENT_TOPIC).await {
+            Ok(0) => return (ready, Vec::new()),
+            Err(e) if e.is_not_found() => return (ready, Vec::new()),
+            Ok(n) => format!(
+                "waiting for Magento to apply {n} queued bulk comment(s) before checking this \
+                 order again; is Magento's async.operations.all consumer running?"
+            ),
+            Err(e) => format!("could not read Magento's bulk queue: {e}"),
+        };
+        let (go, wait): (Vec<_>, Vec<_>) = ready.into_iter().partition(|(_, first)| *first);
+        let held = wait
+            .into_iter()
+            .map(|(s, _)| Err((s, reason.clone())))
+            .collect();
+        (go, held)
+    }
+}
+
 impl StageWorker for WritebackWorker {
     async fn round(&self) -> Result<RoundReport, RoundError> {
         let ctx = &self.ctx;
@@ -231,10 +283,24 @@ impl StageWorker for WritebackWorker {
             ..Default::default()
         };
         let (ready, refused) = self.with_intents(paid).await;
-        let mut outcomes: Vec<_> = futures::stream::iter(ready.into_iter().map(|s| self.one(s)))
+        let (bulk, single): (Vec<_>, Vec<_>) = ready.into_iter().partition(|(s, first)| {
+            ctx.settings.bulk_comments && *first && entity_id(s).is_some() && invoiced_in_full(s)
+        });
+        let (single, mut outcomes) = self.unless_comments_queued(single).await;
+        let bulk: Vec<_> = bulk
+            .into_iter()
+            .filter_map(|(s, _)| {
+                let id = entity_id(&s)?;
+                let comment = comment_for(&s);
+                Some((s, id, comment))
+            })
+            .collect();
+        let singles = futures::stream::iter(single.into_iter().map(|s| self.one(s)))
             .buffer_unordered(16)
-            .collect()
-            .await;
+            .collect::<Vec<_>>();
+        let (singles, bulked) = futures::join!(singles, comment_in_bulk(ctx, bulk));
+        outcomes.extend(singles);
+        outcomes.extend(bulked.into_iter().map(|r| r.map(|(s, uuid)| bulk_written_back(s, &uuid))));
         outcomes.extend(refused.into_iter().map(Err));
         let mut writes = Vec::with_capacity(outcomes.len());
         for o in outcomes {

@@ -80,7 +80,7 @@ impl std::fmt::Debug for MagentoClient {
 
 /// Whether repeating a request can change the result beyond the first success.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Repeat {
+pub(super) enum Repeat {
     Safe,
     Unsafe,
 }
@@ -457,7 +457,7 @@ impl MagentoClient {
 
     // ---- plumbing --------------------------------------------------------------------
 
-    async fn get(&self, path: String, query: Vec<(String, String)>) -> Result<Value, MagentoError> {
+    pub(super) async fn get(&self, path: String, query: Vec<(String, String)>) -> Result<Value, MagentoError> {
         self.execute(Call {
             method: Method::GET,
             path,
@@ -469,7 +469,7 @@ impl MagentoClient {
         .await
     }
 
-    async fn send(
+    pub(super) async fn send(
         &self,
         method: Method,
         path: String,

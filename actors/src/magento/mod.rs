@@ -4,6 +4,7 @@
 //! [`crate::budget::MagentoBudget`], and the incremental [`OrderPoller`].
 
 mod auth;
+mod bulk;
 mod client;
 mod config;
 mod criteria;
@@ -14,6 +15,7 @@ mod polled_order;
 mod poller;
 
 pub use auth::ADMIN_TOKEN_TTL;
+pub use bulk::{BulkAccepted, COMMENT_TOPIC, OperationState};
 pub use client::{MagentoClient, SearchPage, SourceItem};
 pub use config::{AuthMode, MAX_PAGE_SIZE, MagentoConfig};
 pub use criteria::{Condition, Direction, Filter, SearchCriteria};
