@@ -271,7 +271,11 @@ async fn backfill_of_2000_orders_matches_magento_exactly_once() {
             })
     };
     assert_eq!(answered("POST /V1/orders/{id}/comments"), 0, "{magento}");
-    assert_eq!(magento["bulk"]["operations"], json!(paid_orders), "{magento}");
+    assert_eq!(
+        magento["bulk"]["operations"],
+        json!(paid_orders),
+        "{magento}"
+    );
     assert_eq!(magento["bulk"]["complete"], json!(paid_orders), "{magento}");
     let bulks = answered("POST /async/bulk/V1/orders/byId/comments");
     assert!(

@@ -17,19 +17,31 @@ use super::context::LinkContext;
 /// Elements per bulk request: Magento's async input limit is 5,000 when limits are on; a
 /// round holds at most `round_limit` (500 by default) anyway.
 const BULK_MAX: usize = 1_000;
-/// First pause between status reads; doubles up to [`POLL_MAX`].
-const POLL_FIRST: Duration = Duration::from_millis(20);
+/// First pause between reads of the open count; grows by half up to [`POLL_MAX`]. A
+/// sandbox consumer finishes a round's bulk in milliseconds and a cron-run one in up to a
+/// minute: a short first pause keeps the first case from idling, the growth keeps the
+/// second from polling hard.
+const POLL_FIRST: Duration = Duration::from_millis(5);
 const POLL_MAX: Duration = Duration::from_secs(1);
 
-/// An order whose comment Magento applied, with the bulk that carried it (for the audit).
-pub type Commented = (EntityState, String);
+/// What became of one order's comment.
+pub enum BulkOutcome {
+    /// Magento applied it; `bulk` names the request that carried it, for the audit.
+    Commented { state: EntityState, bulk: String },
+    /// Not applied (yet): the order is retried through the lookup path.
+    NotCommented { state: EntityState, reason: String },
+}
+
+fn not_commented(state: EntityState, reason: String) -> BulkOutcome {
+    BulkOutcome::NotCommented { state, reason }
+}
 
 /// Comments every `(state, entity id, comment)` through the bulk API; each order's outcome,
 /// in order: `Ok` once Magento applied its comment, else why not.
 pub async fn comment_in_bulk(
     ctx: &LinkContext,
     orders: Vec<(EntityState, u64, String)>,
-) -> Vec<Result<Commented, (EntityState, String)>> {
+) -> Vec<BulkOutcome> {
     let mut out = Vec::with_capacity(orders.len());
     let mut orders = orders.into_iter().peekable();
     while orders.peek().is_some() {
@@ -39,10 +51,7 @@ pub async fn comment_in_bulk(
     out
 }
 
-async fn one_bulk(
-    ctx: &LinkContext,
-    chunk: Vec<(EntityState, u64, String)>,
-) -> Vec<Result<Commented, (EntityState, String)>> {
+async fn one_bulk(ctx: &LinkContext, chunk: Vec<(EntityState, u64, String)>) -> Vec<BulkOutcome> {
     let comments: Vec<(u64, String)> = chunk
         .iter()
         .map(|(_, id, comment)| (*id, comment.clone()))
@@ -53,11 +62,11 @@ async fn one_bulk(
             let reason = e.to_string();
             return chunk
                 .into_iter()
-                .map(|(s, ..)| Err((s, reason.clone())))
+                .map(|(s, ..)| not_commented(s, reason.clone()))
                 .collect();
         }
     };
-    let states = match wait_for(ctx, &accepted.uuid, &accepted.items).await {
+    let states = match wait_for(ctx, &accepted.uuid).await {
         Ok(states) => states,
         Err(e) => {
             let reason = format!(
@@ -66,7 +75,7 @@ async fn one_bulk(
             );
             return chunk
                 .into_iter()
-                .map(|(s, ..)| Err((s, reason.clone())))
+                .map(|(s, ..)| not_commented(s, reason.clone()))
                 .collect();
         }
     };
@@ -77,45 +86,43 @@ async fn one_bulk(
         .enumerate()
         .map(|(i, ((s, ..), item))| {
             if let Err(refused) = item {
-                return Err((s, format!("Magento refused the comment: {refused}")));
+                return not_commented(s, format!("Magento refused the comment: {refused}"));
             }
             match states.get(i) {
-                Some(OperationState::Complete) => Ok((s, accepted.uuid.clone())),
-                Some(OperationState::Failed(m)) => Err((s, format!("Magento bulk comment: {m}"))),
-                Some(OperationState::Open) => Err((
+                Some(OperationState::Complete) => BulkOutcome::Commented {
+                    state: s,
+                    bulk: accepted.uuid.clone(),
+                },
+                Some(OperationState::Failed(m)) => {
+                    not_commented(s, format!("Magento bulk comment: {m}"))
+                }
+                Some(OperationState::Open) => not_commented(
                     s,
                     format!(
                         "the comment is queued in Magento bulk {} and was not applied within \
                          {waited} s; is Magento's async.operations.all consumer running?",
                         accepted.uuid
                     ),
-                )),
-                None => Err((
+                ),
+                None => not_commented(
                     s,
                     format!("Magento bulk {} does not list this comment", accepted.uuid),
-                )),
+                ),
             }
         })
         .collect()
 }
 
-/// Reads the bulk's status until no accepted operation is open or `bulk_wait` has passed.
-async fn wait_for(
-    ctx: &LinkContext,
-    uuid: &str,
-    items: &[Result<(), String>],
-) -> Result<Vec<OperationState>, MagentoError> {
+/// Waits until none of the bulk's operations is open or `bulk_wait` has passed, then
+/// reads each operation's outcome.
+async fn wait_for(ctx: &LinkContext, uuid: &str) -> Result<Vec<OperationState>, MagentoError> {
     let deadline = Instant::now() + ctx.settings.bulk_wait;
     let mut pause = POLL_FIRST;
     loop {
         tokio::time::sleep(pause).await;
-        let states = ctx.magento.bulk_status(uuid).await?;
-        let open = items.iter().enumerate().any(|(i, item)| {
-            item.is_ok() && matches!(states.get(i), Some(OperationState::Open))
-        });
-        if !open || Instant::now() >= deadline {
-            return Ok(states);
+        if ctx.magento.open_in_bulk(uuid).await? == 0 || Instant::now() >= deadline {
+            return ctx.magento.bulk_status(uuid).await;
         }
-        pause = (pause * 2).min(POLL_MAX);
+        pause = pause.mul_f32(1.5).min(POLL_MAX);
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::bulk_comments::comment_in_bulk;
+use super::bulk_comments::{BulkOutcome, comment_in_bulk};
 use super::context::{LinkContext, fail_or_bury, is_due, now_ms};
 use super::invoices::commit_all;
 use super::stage::{RoundError, RoundReport, StageWorker};
@@ -238,10 +238,7 @@ impl WritebackWorker {
     async fn unless_comments_queued(
         &self,
         ready: Vec<(EntityState, bool)>,
-    ) -> (
-        Vec<(EntityState, bool)>,
-        Vec<Result<Write, (EntityState, String)>>,
-    ) {
+    ) -> (Vec<(EntityState, bool)>, Vec<(EntityState, String)>) {
         if ready.iter().all(|(_, first)| *first) {
             return (ready, Vec::new());
         }
@@ -255,10 +252,7 @@ impl WritebackWorker {
             Err(e) => format!("could not read Magento's bulk queue: {e}"),
         };
         let (go, wait): (Vec<_>, Vec<_>) = ready.into_iter().partition(|(_, first)| *first);
-        let held = wait
-            .into_iter()
-            .map(|(s, _)| Err((s, reason.clone())))
-            .collect();
+        let held = wait.into_iter().map(|(s, _)| (s, reason.clone())).collect();
         (go, held)
     }
 }
@@ -286,7 +280,7 @@ impl StageWorker for WritebackWorker {
         let (bulk, single): (Vec<_>, Vec<_>) = ready.into_iter().partition(|(s, first)| {
             ctx.settings.bulk_comments && *first && entity_id(s).is_some() && invoiced_in_full(s)
         });
-        let (single, mut outcomes) = self.unless_comments_queued(single).await;
+        let (single, held) = self.unless_comments_queued(single).await;
         let bulk: Vec<_> = bulk
             .into_iter()
             .filter_map(|(s, _)| {
@@ -299,23 +293,30 @@ impl StageWorker for WritebackWorker {
             .buffer_unordered(16)
             .collect::<Vec<_>>();
         let (singles, bulked) = futures::join!(singles, comment_in_bulk(ctx, bulk));
-        outcomes.extend(singles);
-        outcomes.extend(bulked.into_iter().map(|r| r.map(|(s, uuid)| bulk_written_back(s, &uuid))));
-        outcomes.extend(refused.into_iter().map(Err));
-        let mut writes = Vec::with_capacity(outcomes.len());
-        for o in outcomes {
+        let mut done = Vec::with_capacity(report.picked);
+        let mut failed = held;
+        failed.extend(refused);
+        for o in singles {
             match o {
-                Ok(w) => {
-                    report.done += 1;
-                    writes.push(vec![w]);
-                }
-                Err((s, reason)) => {
-                    let (w, dead) = fail_or_bury(ctx, s, ACTOR, &reason, None);
-                    report.retrying += usize::from(!dead);
-                    report.dead += usize::from(dead);
-                    writes.push(vec![w]);
-                }
+                Ok(w) => done.push(w),
+                Err(f) => failed.push(f),
             }
+        }
+        for o in bulked {
+            match o {
+                BulkOutcome::Commented { state, bulk } => {
+                    done.push(bulk_written_back(state, &bulk));
+                }
+                BulkOutcome::NotCommented { state, reason } => failed.push((state, reason)),
+            }
+        }
+        report.done = done.len();
+        let mut writes: Vec<Vec<Write>> = done.into_iter().map(|w| vec![w]).collect();
+        for (s, reason) in failed {
+            let (w, dead) = fail_or_bury(ctx, s, ACTOR, &reason, None);
+            report.retrying += usize::from(!dead);
+            report.dead += usize::from(dead);
+            writes.push(vec![w]);
         }
         commit_all(ctx, writes).await;
         Ok(report)

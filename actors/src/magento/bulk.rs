@@ -106,11 +106,13 @@ impl MagentoClient {
                 Repeat::Unsafe,
             )
             .await?;
-        let decoded: AcceptedBody = serde_json::from_value(value).map_err(|e| decode("POST", path, e))?;
-        let mut items: Vec<Result<(), String>> = vec![
-            Err("Magento's bulk response did not mention this element".into());
-            comments.len()
-        ];
+        let decoded: AcceptedBody =
+            serde_json::from_value(value).map_err(|e| decode("POST", path, e))?;
+        let mut items: Vec<Result<(), String>> =
+            vec![
+                Err("Magento's bulk response did not mention this element".into());
+                comments.len()
+            ];
         for item in decoded.request_items {
             if let Some(slot) = items.get_mut(item.id) {
                 *slot = if item.status == "accepted" {
@@ -132,7 +134,8 @@ impl MagentoClient {
     pub async fn bulk_status(&self, uuid: &str) -> Result<Vec<OperationState>, MagentoError> {
         let path = format!("V1/bulk/{}/status", super::rfc3986(uuid));
         let value = self.get(path.clone(), Vec::new()).await?;
-        let decoded: StatusBody = serde_json::from_value(value).map_err(|e| decode("GET", &path, e))?;
+        let decoded: StatusBody =
+            serde_json::from_value(value).map_err(|e| decode("GET", &path, e))?;
         let len = decoded
             .operations_list
             .iter()
@@ -144,6 +147,19 @@ impl MagentoClient {
             out[op.id] = OperationState::from_code(op.status, op.result_message);
         }
         Ok(out)
+    }
+
+    /// How many of the bulk's operations are still open
+    /// (`GET /V1/bulk/{uuid}/operation-status/4`): an integer, so waiting on a large bulk
+    /// does not read its whole status each time.
+    pub async fn open_in_bulk(&self, uuid: &str) -> Result<u64, MagentoError> {
+        let path = format!("V1/bulk/{}/operation-status/4", super::rfc3986(uuid));
+        let value = self.get(path.clone(), Vec::new()).await?;
+        value.as_u64().ok_or_else(|| MagentoError::Decode {
+            method: "GET".into(),
+            path: format!("/{path}"),
+            reason: format!("expected a count, got {value}"),
+        })
     }
 
     /// How many bulk operations of `topic` are still open (`GET /V1/bulk`, status 4): while

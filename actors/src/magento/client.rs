@@ -457,7 +457,11 @@ impl MagentoClient {
 
     // ---- plumbing --------------------------------------------------------------------
 
-    pub(super) async fn get(&self, path: String, query: Vec<(String, String)>) -> Result<Value, MagentoError> {
+    pub(super) async fn get(
+        &self,
+        path: String,
+        query: Vec<(String, String)>,
+    ) -> Result<Value, MagentoError> {
         self.execute(Call {
             method: Method::GET,
             path,
