@@ -145,6 +145,10 @@ pub enum BenchWhat {
         /// measured apart from the sandbox's; the budget is then not sampled.
         #[arg(long)]
         engine_process: bool,
+        /// A `[sync]` tunable for this run, as TOML (`--sync concurrent_batches=8`);
+        /// repeatable. For measuring the engine's settings, not for production.
+        #[arg(long = "sync", value_name = "KEY=VALUE")]
+        sync: Vec<String>,
     },
     /// Console frame time (median, p99, worst) with N operations queued.
     Console {

@@ -12,6 +12,7 @@ async fn a_budgeted_backfill_syncs_every_order_and_reports_the_budget() {
         unlimited: false,
         seed: 7,
         engine_process: false,
+        sync: Vec::new(),
     })
     .await
     .unwrap();
@@ -52,6 +53,7 @@ async fn unlimited_lifts_the_limits_on_both_sides_and_reports_no_utilisation() {
         unlimited: true,
         seed: 7,
         engine_process: false,
+        sync: Vec::new(),
     })
     .await
     .unwrap();

@@ -51,6 +51,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             unlimited,
             seed,
             engine_process,
+            sync,
         } => {
             let report = backfill(BackfillOptions {
                 orders,
@@ -58,6 +59,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 unlimited,
                 seed,
                 engine_process,
+                sync,
             })
             .await?;
             println!("{}", serde_json::to_string_pretty(&report.to_json())?);
@@ -81,6 +83,8 @@ pub struct BackfillOptions {
     pub seed: u64,
     /// The engine runs as a child `tally sync --once`; its memory is measured on its own.
     pub engine_process: bool,
+    /// `[sync]` lines (`key = value`) added to the engine's config.
+    pub sync: Vec<String>,
 }
 
 /// What one backfill measured. Times are real (wall-clock) unless named `simulated`.
@@ -138,6 +142,7 @@ impl BackfillReport {
             "unlimited": self.options.unlimited,
             "seed": self.options.seed,
             "engine_process": self.options.engine_process,
+            "sync": self.options.sync,
             "finished": self.finished,
             "orders_seeded": self.orders_seeded,
             "orders_synced": self.orders_synced,
@@ -318,9 +323,16 @@ impl Drop for ScratchDir {
 }
 
 /// The sandbox's own tally config, with Xero's limits lifted for the engine too when asked.
-fn bench_config_text(sandbox: &Sandbox, ledger: &Path, unlimited: bool) -> String {
+fn bench_config_text(sandbox: &Sandbox, ledger: &Path, opts: &BackfillOptions) -> String {
     let mut text = sandbox.tally_config(ledger);
-    if unlimited {
+    if !opts.sync.is_empty() {
+        text.push_str("\n[sync]\n");
+        for line in &opts.sync {
+            let (key, value) = line.split_once('=').unwrap_or((line, ""));
+            text.push_str(&format!("{} = {}\n", key.trim(), value.trim()));
+        }
+    }
+    if opts.unlimited {
         text.push_str(&format!(
             "\n[xero.limits]\nper_minute = {LIFTED}\nconcurrent = {LIFTED}\nper_day = {LIFTED}\n"
         ));
@@ -332,9 +344,9 @@ fn bench_config(
     sandbox: &Sandbox,
     ledger: &Path,
     dir: &Path,
-    unlimited: bool,
+    opts: &BackfillOptions,
 ) -> anyhow::Result<RawConfig> {
-    let text = bench_config_text(sandbox, ledger, unlimited);
+    let text = bench_config_text(sandbox, ledger, opts);
     RawConfig::parse(&dir.join("tally.toml"), &text)
 }
 
@@ -375,7 +387,7 @@ pub async fn backfill(opts: BackfillOptions) -> anyhow::Result<BackfillReport> {
         )
         .await;
     }
-    let raw = bench_config(&sandbox, &ledger_path, scratch.path(), opts.unlimited)?;
+    let raw = bench_config(&sandbox, &ledger_path, scratch.path(), &opts)?;
     let cfg = link_config(&raw)?;
 
     let setup_started = Instant::now();
@@ -444,10 +456,7 @@ async fn backfill_in_child(
 ) -> anyhow::Result<BackfillReport> {
     let config = scratch.path().join("tally.toml");
     let ledger = scratch.path().join("tally.redb");
-    std::fs::write(
-        &config,
-        bench_config_text(&sandbox, &ledger, opts.unlimited),
-    )?;
+    std::fs::write(&config, bench_config_text(&sandbox, &ledger, &opts))?;
     let exe = std::env::current_exe()?;
     let started = Instant::now();
     let mut child = tokio::process::Command::new(exe)

@@ -25,8 +25,47 @@ pub struct SyncTable {
     /// Writeback comments through Magento's bulk API (needs its consumers running).
     pub bulk_comments: Option<bool>,
     pub bulk_wait_secs: Option<u64>,
+    /// Batches in flight per stage, and entities a stage round picks up.
+    pub concurrent_batches: Option<usize>,
+    pub round_limit: Option<usize>,
     pub stock: Option<bool>,
     pub stock_interval_secs: Option<u64>,
+}
+
+impl SyncTable {
+    /// Overrides the defaults in `settings` with what the table sets, clamped to sense.
+    fn apply(&self, settings: &mut LinkSettings) {
+        if let Some(n) = self.batch_size {
+            settings.batch_size = n.clamp(1, 50);
+        }
+        if let Some(n) = self.max_attempts {
+            settings.max_attempts = n.max(1);
+        }
+        if let Some(ms) = self.retry_base_ms {
+            settings.retry_base = Duration::from_millis(ms);
+        }
+        if let Some(w) = self.writeback {
+            settings.writeback = w;
+        }
+        if let Some(b) = self.bulk_comments {
+            settings.bulk_comments = b;
+        }
+        if let Some(secs) = self.bulk_wait_secs {
+            settings.bulk_wait = Duration::from_secs(secs);
+        }
+        if let Some(n) = self.concurrent_batches {
+            settings.concurrent_batches = n.max(1);
+        }
+        if let Some(n) = self.round_limit {
+            settings.round_limit = n.max(1);
+        }
+        if let Some(s) = self.stock {
+            settings.stock = s;
+        }
+        if let Some(secs) = self.stock_interval_secs {
+            settings.stock_interval = Duration::from_secs(secs.max(1));
+        }
+    }
 }
 
 /// Reads every table the engine needs and validates the mapping rules.
@@ -49,30 +88,7 @@ pub fn link_config(raw: &RawConfig) -> anyhow::Result<LinkConfig> {
         poll_interval: Duration::from_secs(magento.poll_interval_secs.max(1)),
         ..LinkSettings::default()
     };
-    if let Some(n) = sync.batch_size {
-        settings.batch_size = n.clamp(1, 50);
-    }
-    if let Some(n) = sync.max_attempts {
-        settings.max_attempts = n.max(1);
-    }
-    if let Some(ms) = sync.retry_base_ms {
-        settings.retry_base = Duration::from_millis(ms);
-    }
-    if let Some(w) = sync.writeback {
-        settings.writeback = w;
-    }
-    if let Some(b) = sync.bulk_comments {
-        settings.bulk_comments = b;
-    }
-    if let Some(secs) = sync.bulk_wait_secs {
-        settings.bulk_wait = Duration::from_secs(secs);
-    }
-    if let Some(s) = sync.stock {
-        settings.stock = s;
-    }
-    if let Some(secs) = sync.stock_interval_secs {
-        settings.stock_interval = Duration::from_secs(secs.max(1));
-    }
+    sync.apply(&mut settings);
     Ok(LinkConfig {
         name: "link".into(),
         ledger_path: raw.resolve(&ledger.path),
@@ -116,4 +132,32 @@ pub fn init_logging() {
     } else {
         builder.json().try_init()
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_table_overrides_only_what_it_sets() {
+        let table: SyncTable = toml::from_str(
+            "bulk_comments = false\nbulk_wait_secs = 5\nconcurrent_batches = 0\nround_limit = 200\nbatch_size = 80",
+        )
+        .unwrap();
+        let mut settings = LinkSettings::default();
+        table.apply(&mut settings);
+        assert!(!settings.bulk_comments);
+        assert_eq!(settings.bulk_wait, Duration::from_secs(5));
+        assert_eq!(
+            settings.concurrent_batches, 1,
+            "at least one batch in flight"
+        );
+        assert_eq!(settings.round_limit, 200);
+        assert_eq!(settings.batch_size, 50, "Xero's 50 per request");
+        assert_eq!(settings.max_attempts, LinkSettings::default().max_attempts);
+        assert!(
+            toml::from_str::<SyncTable>("bulk_comment = true").is_err(),
+            "a misspelt key is refused"
+        );
+    }
 }
