@@ -15,8 +15,11 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use common::{
-    SandboxEnv, config_with, dec_or_zero, path_str, sandbox_env, sync_once, tally_comments,
+    SandboxEnv, config_with, dec_or_zero, path_str, sandbox_env, sandbox_env_with, sync_once,
+    tally_comments,
 };
+use tally_fixtures::magento::MagentoSimConfig;
+use tally_fixtures::sandbox::SandboxOptions;
 
 const BULK_POST: &str = "POST /async/bulk/V1/orders/byId/comments";
 const QUEUE_SEARCH: &str = "GET /V1/bulk";
@@ -191,5 +194,29 @@ async fn with_bulk_comments_off_each_order_is_commented_by_its_own_request() {
     let paid = paid_flags(&env).iter().filter(|(_, p)| *p).count() as u64;
     assert_eq!(answered(&env, SINGLE_COMMENT), paid);
     assert_eq!(answered(&env, BULK_POST), 0);
+    assert_one_comment_per_paid_order(&env);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_without_the_bulk_api_is_commented_one_by_one_without_a_failed_attempt() {
+    let env = sandbox_env_with(SandboxOptions {
+        seed: 34,
+        orders: 40,
+        time_scale: 120.0,
+        magento_config: MagentoSimConfig {
+            bulk_api: false,
+            ..MagentoSimConfig::default()
+        },
+        ..SandboxOptions::default()
+    })
+    .await;
+    let (run, summary) = sync_once(&env.config).await;
+    assert_eq!(run.code, Some(0), "{summary}\n{}", run.stderr);
+    let paid = paid_flags(&env).iter().filter(|(_, p)| *p).count() as u64;
+    // One bulk request finds no route; from then on each comment is its own request.
+    assert_eq!(answered(&env, "POST (no route)"), 1);
+    assert_eq!(answered(&env, SINGLE_COMMENT), paid);
+    // Every comment was a first attempt: none went through the retry's lookup.
+    assert_eq!(answered(&env, "GET /V1/orders/{id}"), 0);
     assert_one_comment_per_paid_order(&env);
 }

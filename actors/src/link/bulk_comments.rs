@@ -30,6 +30,9 @@ pub enum BulkOutcome {
     Commented { state: EntityState, bulk: String },
     /// Not applied (yet): the order is retried through the lookup path.
     NotCommented { state: EntityState, reason: String },
+    /// Nothing was sent: the store has no bulk API (`Magento_AsynchronousOperations` is
+    /// disabled, so the route is unknown). Still a first attempt.
+    Unsent { state: EntityState },
 }
 
 fn not_commented(state: EntityState, reason: String) -> BulkOutcome {
@@ -37,7 +40,7 @@ fn not_commented(state: EntityState, reason: String) -> BulkOutcome {
 }
 
 /// Comments every `(state, entity id, comment)` through the bulk API; each order's outcome,
-/// in order: `Ok` once Magento applied its comment, else why not.
+/// in order. After a 404 for the bulk route, the rest are not tried (`Unsent`).
 pub async fn comment_in_bulk(
     ctx: &LinkContext,
     orders: Vec<(EntityState, u64, String)>,
@@ -46,7 +49,13 @@ pub async fn comment_in_bulk(
     let mut orders = orders.into_iter().peekable();
     while orders.peek().is_some() {
         let chunk: Vec<_> = orders.by_ref().take(BULK_MAX).collect();
-        out.extend(one_bulk(ctx, chunk).await);
+        let outcomes = one_bulk(ctx, chunk).await;
+        let unsent = matches!(outcomes.first(), Some(BulkOutcome::Unsent { .. }));
+        out.extend(outcomes);
+        if unsent {
+            out.extend(orders.map(|(state, ..)| BulkOutcome::Unsent { state }));
+            break;
+        }
     }
     out
 }
@@ -58,6 +67,12 @@ async fn one_bulk(ctx: &LinkContext, chunk: Vec<(EntityState, u64, String)>) -> 
         .collect();
     let accepted = match ctx.magento.add_order_comments_bulk(&comments).await {
         Ok(a) => a,
+        Err(e) if e.is_not_found() => {
+            return chunk
+                .into_iter()
+                .map(|(state, ..)| BulkOutcome::Unsent { state })
+                .collect();
+        }
         Err(e) => {
             let reason = e.to_string();
             return chunk

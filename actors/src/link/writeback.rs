@@ -14,6 +14,7 @@
 //! the lookup, after every comment still queued in Magento's bulk API has been applied.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use serde_json::Value;
@@ -31,11 +32,16 @@ pub const MARKER: &str = "[tally]";
 
 pub struct WritebackWorker {
     ctx: Arc<LinkContext>,
+    /// The store answered the bulk route with 404: comment one by one from then on.
+    no_bulk_api: AtomicBool,
 }
 
 impl WritebackWorker {
     pub fn new(ctx: Arc<LinkContext>) -> Self {
-        Self { ctx }
+        Self {
+            ctx,
+            no_bulk_api: AtomicBool::new(false),
+        }
     }
 
     async fn one(&self, (s, first): (EntityState, bool)) -> Result<Write, (EntityState, String)> {
@@ -278,7 +284,11 @@ impl StageWorker for WritebackWorker {
         };
         let (ready, refused) = self.with_intents(paid).await;
         let (bulk, single): (Vec<_>, Vec<_>) = ready.into_iter().partition(|(s, first)| {
-            ctx.settings.bulk_comments && *first && entity_id(s).is_some() && invoiced_in_full(s)
+            ctx.settings.bulk_comments
+                && !self.no_bulk_api.load(Ordering::Relaxed)
+                && *first
+                && entity_id(s).is_some()
+                && invoiced_in_full(s)
         });
         let (single, held) = self.unless_comments_queued(single).await;
         let bulk: Vec<_> = bulk
@@ -292,22 +302,37 @@ impl StageWorker for WritebackWorker {
         let singles = futures::stream::iter(single.into_iter().map(|s| self.one(s)))
             .buffer_unordered(16)
             .collect::<Vec<_>>();
-        let (singles, bulked) = futures::join!(singles, comment_in_bulk(ctx, bulk));
+        let (mut singles, bulked) = futures::join!(singles, comment_in_bulk(ctx, bulk));
         let mut done = Vec::with_capacity(report.picked);
         let mut failed = held;
         failed.extend(refused);
-        for o in singles {
-            match o {
-                Ok(w) => done.push(w),
-                Err(f) => failed.push(f),
-            }
-        }
+        let mut unsent = Vec::new();
         for o in bulked {
             match o {
                 BulkOutcome::Commented { state, bulk } => {
                     done.push(bulk_written_back(state, &bulk));
                 }
                 BulkOutcome::NotCommented { state, reason } => failed.push((state, reason)),
+                BulkOutcome::Unsent { state } => unsent.push((state, true)),
+            }
+        }
+        if !unsent.is_empty() {
+            if !self.no_bulk_api.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "Magento has no async bulk API (404); writeback comments go one request \
+                     per order"
+                );
+            }
+            let one_by_one: Vec<_> = futures::stream::iter(unsent.into_iter().map(|s| self.one(s)))
+                .buffer_unordered(16)
+                .collect()
+                .await;
+            singles.extend(one_by_one);
+        }
+        for o in singles {
+            match o {
+                Ok(w) => done.push(w),
+                Err(f) => failed.push(f),
             }
         }
         report.done = done.len();
