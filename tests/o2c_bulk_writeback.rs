@@ -220,3 +220,63 @@ async fn a_store_without_the_bulk_api_is_commented_one_by_one_without_a_failed_a
     assert_eq!(answered(&env, "GET /V1/orders/{id}"), 0);
     assert_one_comment_per_paid_order(&env);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_warns_when_magento_cannot_take_comments_in_bulk() {
+    // A store without the bulk API.
+    let env = sandbox_env_with(SandboxOptions {
+        seed: 35,
+        orders: 5,
+        magento_config: MagentoSimConfig {
+            bulk_api: false,
+            ..MagentoSimConfig::default()
+        },
+        ..SandboxOptions::default()
+    })
+    .await;
+    let run = common::tally(&["check", "--config", path_str(&env.config)]).await;
+    assert_eq!(run.code, Some(0), "a warning, not an error: {}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("warning: sync.bulk_comments: Magento has no async bulk API"),
+        "{}",
+        run.stdout
+    );
+
+    // A store whose consumer is stopped with a comment queued.
+    let env = sandbox_env(36, 5, 1.0).await;
+    let run = common::tally(&["check", "--config", path_str(&env.config)]).await;
+    assert!(!run.stdout.contains("bulk_comments"), "{}", run.stdout);
+    env.sandbox.magento.set_bulk_consumer_paused(true);
+    let token = common::magento_admin_token(&env).await;
+    let accepted: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/async/bulk/V1/orders/byId/comments",
+            env.sandbox.magento_base_url()
+        ))
+        .bearer_auth(&token)
+        .json(&json!([{"id": 1, "statusHistory": {"comment": "queued"}}]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(accepted["errors"], json!(false), "{accepted}");
+    let run = common::tally(&["check", "--config", path_str(&env.config)]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("1 writeback comment operation(s) are open in Magento's bulk queue"),
+        "{}",
+        run.stdout
+    );
+    // With bulk comments off there is nothing to say.
+    let off = config_with(
+        &env,
+        "off.toml",
+        &[("sync", "bulk_comments", toml::Value::Boolean(false))],
+    );
+    let run = common::tally(&["check", "--config", path_str(&off)]).await;
+    assert!(!run.stdout.contains("bulk_comments"), "{}", run.stdout);
+}

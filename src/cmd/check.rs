@@ -1,5 +1,6 @@
 //! `tally check`: every account code, tax type, bank account, currency and category rule in
-//! the config, checked against the live organisation and store.
+//! the config, checked against the live organisation and store; and whether Magento can take
+//! the writeback's comments in bulk.
 
 use std::process::ExitCode;
 
@@ -11,7 +12,8 @@ use crate::cli::ConfigArg;
 pub async fn run(args: ConfigArg) -> anyhow::Result<ExitCode> {
     let (_raw, ctx) = connect(&args.config).await?;
     let (facts, store) = crate::engine::facts::live_facts(&ctx).await?;
-    let problems = check_against(&ctx.rules(), &facts, &store);
+    let mut problems = check_against(&ctx.rules(), &facts, &store);
+    problems.extend(tally_actors::link::bulk_comments::check(&ctx).await);
     let errors = problems
         .iter()
         .filter(|p| p.severity == Severity::Error)

@@ -10,7 +10,8 @@
 use std::time::{Duration, Instant};
 
 use crate::ledger::EntityState;
-use crate::magento::{MagentoError, OperationState};
+use crate::magento::{COMMENT_TOPIC, MagentoError, OperationState};
+use crate::mapping::{CheckProblem, Severity};
 
 use super::context::LinkContext;
 
@@ -139,5 +140,42 @@ async fn wait_for(ctx: &LinkContext, uuid: &str) -> Result<Vec<OperationState>, 
             return ctx.magento.bulk_status(uuid).await;
         }
         pause = pause.mul_f32(1.5).min(POLL_MAX);
+    }
+}
+
+/// What `tally check` says about the bulk writeback: nothing when it is off or Magento's
+/// queue is empty; a warning when the store has no bulk API (comments then go one request
+/// each) or comment operations are waiting for Magento's consumer (retries wait for them).
+pub async fn check(ctx: &LinkContext) -> Option<CheckProblem> {
+    if !ctx.settings.bulk_comments {
+        return None;
+    }
+    let warning = |message: String, suggestion: Option<&str>| CheckProblem {
+        severity: Severity::Warning,
+        key: "sync.bulk_comments".into(),
+        message,
+        suggestion: suggestion.map(str::to_owned),
+    };
+    match ctx.magento.open_operations(COMMENT_TOPIC).await {
+        Ok(0) => None,
+        Ok(n) => Some(warning(
+            format!(
+                "{n} writeback comment operation(s) are open in Magento's bulk queue; retries \
+                 wait for them. Is Magento's async.operations.all consumer running?"
+            ),
+            Some(
+                "bin/magento queue:consumers:start async.operations.all, or bulk_comments = false",
+            ),
+        )),
+        Err(e) if e.is_not_found() => Some(warning(
+            "Magento has no async bulk API (Magento_AsynchronousOperations disabled?); \
+             writeback comments will go one request per order"
+                .into(),
+            Some("bulk_comments = false"),
+        )),
+        Err(e) => Some(warning(
+            format!("could not read Magento's bulk queue: {e}"),
+            None,
+        )),
     }
 }
