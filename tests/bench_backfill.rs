@@ -71,3 +71,45 @@ async fn unlimited_lifts_the_limits_on_both_sides_and_reports_no_utilisation() {
     eprintln!("parsed-order reuse: {parses}");
     assert!(parses["reused"].as_u64().unwrap() >= 2 * 120 - 10, "{j:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_tunables_given_to_the_benchmark_reach_the_engine() {
+    let report = backfill(BackfillOptions {
+        orders: 60,
+        time_scale: 600.0,
+        unlimited: true,
+        seed: 8,
+        engine_process: false,
+        sync: vec!["bulk_comments=false".into(), "round_limit = 50".into()],
+    })
+    .await
+    .unwrap();
+    let j = report.to_json();
+    assert_eq!(j["finished"], true, "{j:#}");
+    assert_eq!(j["sync"][0], "bulk_comments=false", "{j:#}");
+    let requests = &j["sandbox"]["magento_requests"];
+    // With bulk comments off, each comment is its own request and none goes in bulk.
+    assert!(
+        requests["POST /V1/orders/{id}/comments"]["200"].as_u64() > Some(0),
+        "{j:#}"
+    );
+    assert!(
+        requests["POST /async/bulk/V1/orders/byId/comments"].is_null(),
+        "{j:#}"
+    );
+
+    let refused = backfill(BackfillOptions {
+        orders: 10,
+        time_scale: 600.0,
+        unlimited: true,
+        seed: 8,
+        engine_process: false,
+        sync: vec!["no_such_tunable = 1".into()],
+    })
+    .await;
+    let err = format!(
+        "{:#}",
+        refused.err().expect("an unknown tunable is refused")
+    );
+    assert!(err.contains("no_such_tunable"), "{err}");
+}

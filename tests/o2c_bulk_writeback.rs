@@ -7,16 +7,14 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use common::{
-    SandboxEnv, config_with, dec_or_zero, path_str, sandbox_env, sandbox_env_with, sync_once,
-    tally_comments,
+    SandboxEnv, config_with, dec_or_zero, path_str, sandbox_env, sandbox_env_with, spawn_sync,
+    sync_once, tally_comments,
 };
 use tally_fixtures::magento::MagentoSimConfig;
 use tally_fixtures::sandbox::SandboxOptions;
@@ -41,18 +39,6 @@ async fn until(what: &str, mut holds: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "never: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn spawn_sync(config: &Path) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["sync", "--once", "--config", path_str(config)])
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn tally sync")
 }
 
 /// Every seeded order's entity id, and whether Magento has taken payment on it.
@@ -94,7 +80,7 @@ async fn a_crash_with_comments_still_queued_comments_every_order_once() {
     env.sandbox.magento.set_bulk_consumer_paused(true);
 
     // Run 1 hands a round of comments to Magento and is killed while it waits for them.
-    let mut first = spawn_sync(&config);
+    let mut first = spawn_sync(&config, true);
     until("a bulk of comments was accepted", || {
         answered(&env, BULK_POST) >= 1
     })
@@ -110,7 +96,7 @@ async fn a_crash_with_comments_still_queued_comments_every_order_once() {
 
     // Run 2 finds those orders mid-attempt. It must not look them up (and comment again)
     // while their comments are queued: it reads Magento's queue and holds them.
-    let second = spawn_sync(&config);
+    let second = spawn_sync(&config, true);
     until(
         "the restarted run read Magento's bulk queue (or commented)",
         || answered(&env, QUEUE_SEARCH) + answered(&env, SINGLE_COMMENT) >= 1,
@@ -248,20 +234,12 @@ async fn check_warns_when_magento_cannot_take_comments_in_bulk() {
     let run = common::tally(&["check", "--config", path_str(&env.config)]).await;
     assert!(!run.stdout.contains("bulk_comments"), "{}", run.stdout);
     env.sandbox.magento.set_bulk_consumer_paused(true);
-    let token = common::magento_admin_token(&env).await;
-    let accepted: Value = reqwest::Client::new()
-        .post(format!(
-            "{}/async/bulk/V1/orders/byId/comments",
-            env.sandbox.magento_base_url()
-        ))
-        .bearer_auth(&token)
-        .json(&json!([{"id": 1, "statusHistory": {"comment": "queued"}}]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let accepted = common::magento_post(
+        &env,
+        "async/bulk/V1/orders/byId/comments",
+        json!([{"id": 1, "statusHistory": {"comment": "queued"}}]),
+    )
+    .await;
     assert_eq!(accepted["errors"], json!(false), "{accepted}");
     let run = common::tally(&["check", "--config", path_str(&env.config)]).await;
     assert_eq!(run.code, Some(0), "{}", run.stdout);

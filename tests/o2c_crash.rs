@@ -8,15 +8,14 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tally_actors::ledger::{AuditEntry, EntityKind, Ledger, Stage};
 
 use common::{
-    SandboxEnv, XeroReader, assert_books_balance, config_with, magento_customer_emails, path_str,
-    sandbox_env, sync_once,
+    SandboxEnv, XeroReader, assert_books_balance, config_with, magento_customer_emails,
+    sandbox_env, spawn_sync, sync_once,
 };
 
 const ORDERS: usize = 2400;
@@ -177,18 +176,6 @@ fn assert_intent_before_outcome(
     );
 }
 
-async fn spawn_sync(config: &Path) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["sync", "--once", "--config", path_str(config)])
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn tally sync")
-}
-
 /// Requests the Xero simulator has received on routes matching `route`.
 fn xero_requests(env: &SandboxEnv, route: impl Fn(&str) -> bool) -> u64 {
     env.sandbox
@@ -319,7 +306,7 @@ async fn crash_repeatedly(env: &SandboxEnv, config: &Path) -> Vec<Kill> {
             _ => (Anchor::Connected, rng.range(window_ms / 5, window_ms)),
         };
         let delay = Duration::from_millis(delay);
-        let mut child = spawn_sync(config).await;
+        let mut child = spawn_sync(config, false);
         let mut finished = !reached(env, &mut child, anchor).await;
         if !finished {
             tokio::select! {

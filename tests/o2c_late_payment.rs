@@ -14,8 +14,7 @@ use rust_decimal::Decimal;
 use serde_json::json;
 
 use common::{
-    XeroReader, dec, dec_or_zero, magento_admin_token, payments_by_invoice_number, sandbox_env,
-    sync_once,
+    XeroReader, dec, dec_or_zero, magento_post, payments_by_invoice_number, sandbox_env, sync_once,
 };
 use tally_actors::ledger::{Ledger, Stage, Write};
 use tally_actors::link::ingest::CURSOR;
@@ -35,19 +34,12 @@ fn first_unpaid(env: &common::SandboxEnv) -> (i64, String) {
 /// Magento captures the order's payment (an invoice with capture, as a payment gateway
 /// does); returns the amount now paid, which is the grand total.
 async fn capture_in_magento(env: &common::SandboxEnv, entity_id: i64) -> Decimal {
-    let token = magento_admin_token(env).await;
-    reqwest::Client::new()
-        .post(format!(
-            "{}/V1/order/{entity_id}/invoice",
-            env.sandbox.magento_base_url()
-        ))
-        .bearer_auth(&token)
-        .json(&json!({ "capture": true }))
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .expect("Magento invoiced and captured the order");
+    magento_post(
+        env,
+        &format!("V1/order/{entity_id}/invoice"),
+        json!({ "capture": true }),
+    )
+    .await;
     let paid = env.sandbox.magento.order(entity_id).unwrap();
     let amount = dec(&paid["payment"]["amount_paid"]);
     assert_eq!(amount, dec(&paid["grand_total"]));

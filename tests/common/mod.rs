@@ -413,21 +413,48 @@ pub async fn magento_admin_token(env: &SandboxEnv) -> String {
         .expect("admin token JSON")
 }
 
-/// Creates or updates a product in the store over REST (`POST /V1/products`).
-pub async fn magento_save_product(env: &SandboxEnv, product: Value) -> Value {
+/// `POST {magento}/{path}` with an admin token, as an admin or another integration would;
+/// panics unless Magento answers 2xx with JSON.
+pub async fn magento_post(env: &SandboxEnv, path: &str, body: Value) -> Value {
     let token = magento_admin_token(env).await;
     reqwest::Client::new()
-        .post(format!("{}/V1/products", env.sandbox.magento_base_url()))
+        .post(format!("{}/{path}", env.sandbox.magento_base_url()))
         .bearer_auth(&token)
-        .json(&json!({ "product": product }))
+        .json(&body)
         .send()
         .await
-        .expect("product save")
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"))
         .error_for_status()
-        .expect("product saved")
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"))
         .json()
         .await
-        .expect("product JSON")
+        .unwrap_or_else(|e| panic!("POST {path}: not JSON: {e}"))
+}
+
+/// Creates or updates a product in the store over REST (`POST /V1/products`).
+pub async fn magento_save_product(env: &SandboxEnv, product: Value) -> Value {
+    magento_post(env, "V1/products", json!({ "product": product })).await
+}
+
+/// `tally sync --once --config PATH` as a child the caller may kill; its stdout (the JSON
+/// summary) and stderr are piped when `capture`, else discarded.
+pub fn spawn_sync(config: &Path, capture: bool) -> tokio::process::Child {
+    let out = || {
+        if capture {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        }
+    };
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["sync", "--once", "--config", path_str(config)])
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(out())
+        .stderr(out())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn tally sync")
 }
 
 /// A copy of `order` as a new order `entity_id` (increment id `{entity_id:09}`): its items

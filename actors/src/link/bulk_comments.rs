@@ -62,9 +62,9 @@ pub async fn comment_in_bulk(
 }
 
 async fn one_bulk(ctx: &LinkContext, chunk: Vec<(EntityState, u64, String)>) -> Vec<BulkOutcome> {
-    let comments: Vec<(u64, String)> = chunk
+    let comments: Vec<(u64, &str)> = chunk
         .iter()
-        .map(|(_, id, comment)| (*id, comment.clone()))
+        .map(|(_, id, comment)| (*id, comment.as_str()))
         .collect();
     let accepted = match ctx.magento.add_order_comments_bulk(&comments).await {
         Ok(a) => a,

@@ -55,7 +55,7 @@ impl WritebackWorker {
                 .add_order_comment(entity_id, &comment, None)
                 .await
                 .map_err(|e| (s.clone(), e.to_string()))?;
-            return Ok(written_back(s, false));
+            return Ok(written_back(s, COMMENTED));
         }
         let order = ctx
             .magento
@@ -102,7 +102,12 @@ impl WritebackWorker {
                 .await
                 .map_err(|e| (s.clone(), e.to_string()))?;
         }
-        Ok(written_back(s, needs_invoice))
+        let detail = if needs_invoice {
+            "Magento invoiced (captured) and commented"
+        } else {
+            COMMENTED
+        };
+        Ok(written_back(s, detail))
     }
 }
 
@@ -137,25 +142,15 @@ fn invoiced_in_full(s: &EntityState) -> bool {
     }
 }
 
-fn bulk_written_back(s: EntityState, uuid: &str) -> Write {
-    let mut w = written_back(s, false);
-    if let Write::Put { detail, .. } = &mut w {
-        *detail = format!("Magento order commented (bulk {uuid})");
-    }
-    w
-}
+const COMMENTED: &str = "Magento order commented";
 
-fn written_back(mut s: EntityState, invoiced: bool) -> Write {
+/// The order's writeback is done; `detail` goes to the audit trail.
+fn written_back(mut s: EntityState, detail: impl Into<String>) -> Write {
     s.stage = Stage::WrittenBack;
     s.intent = None;
     s.retry_at_ms = None;
     s.last_error = None;
     s.attempts = 0;
-    let detail = if invoiced {
-        "Magento invoiced (captured) and commented"
-    } else {
-        "Magento order commented"
-    };
     Write::Put {
         state: s,
         actor: ACTOR.into(),
@@ -283,22 +278,19 @@ impl StageWorker for WritebackWorker {
             ..Default::default()
         };
         let (ready, refused) = self.with_intents(paid).await;
-        let (bulk, single): (Vec<_>, Vec<_>) = ready.into_iter().partition(|(s, first)| {
-            ctx.settings.bulk_comments
-                && !self.no_bulk_api.load(Ordering::Relaxed)
-                && *first
-                && entity_id(s).is_some()
-                && invoiced_in_full(s)
-        });
+        let bulk_on = ctx.settings.bulk_comments && !self.no_bulk_api.load(Ordering::Relaxed);
+        let mut bulk = Vec::new();
+        let mut single = Vec::new();
+        for (s, first) in ready {
+            match entity_id(&s) {
+                Some(id) if bulk_on && first && invoiced_in_full(&s) => {
+                    let comment = comment_for(&s);
+                    bulk.push((s, id, comment));
+                }
+                _ => single.push((s, first)),
+            }
+        }
         let (single, held) = self.unless_comments_queued(single).await;
-        let bulk: Vec<_> = bulk
-            .into_iter()
-            .filter_map(|(s, _)| {
-                let id = entity_id(&s)?;
-                let comment = comment_for(&s);
-                Some((s, id, comment))
-            })
-            .collect();
         let singles = futures::stream::iter(single.into_iter().map(|s| self.one(s)))
             .buffer_unordered(16)
             .collect::<Vec<_>>();
@@ -310,7 +302,7 @@ impl StageWorker for WritebackWorker {
         for o in bulked {
             match o {
                 BulkOutcome::Commented { state, bulk } => {
-                    done.push(bulk_written_back(state, &bulk));
+                    done.push(written_back(state, format!("{COMMENTED} (bulk {bulk})")));
                 }
                 BulkOutcome::NotCommented { state, reason } => failed.push((state, reason)),
                 BulkOutcome::Unsent { state } => unsent.push((state, true)),

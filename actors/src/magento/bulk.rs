@@ -81,7 +81,7 @@ impl MagentoClient {
     /// not retried when the outcome is unknown.
     pub async fn add_order_comments_bulk(
         &self,
-        comments: &[(u64, String)],
+        comments: &[(u64, &str)],
     ) -> Result<BulkAccepted, MagentoError> {
         let body: Vec<Value> = comments
             .iter()
