@@ -107,9 +107,6 @@ async fn sync_tunables_given_to_the_benchmark_reach_the_engine() {
         sync: vec!["no_such_tunable = 1".into()],
     })
     .await;
-    let err = format!(
-        "{:#}",
-        refused.err().expect("an unknown tunable is refused")
-    );
+    let err = format!("{:#}", refused.expect_err("an unknown tunable is refused"));
     assert!(err.contains("no_such_tunable"), "{err}");
 }
