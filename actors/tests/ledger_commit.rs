@@ -854,3 +854,75 @@ async fn assert_final_listing(ledger: &Ledger) {
     );
     assert!(ledger.reader().derived_indexes_are_exact().unwrap());
 }
+
+/// The link index lives in memory (`link_index`): it must follow a link that changes, drop
+/// the links of a request rolled back out of its group, and read back the same from the
+/// states when the file is opened again.
+#[tokio::test]
+async fn the_link_index_follows_changes_and_rollbacks_and_is_rebuilt_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.redb");
+    let keys = |v: Vec<EntityState>| v.into_iter().map(|s| s.key).collect::<Vec<_>>();
+    let linked = |s: &EntityState, invoice: &str| {
+        let mut s = s.clone();
+        s.stage = Stage::ContactReady;
+        s.links.insert("invoice_id".into(), invoice.into());
+        s.links.insert("contact_id".into(), "c-1".into());
+        s
+    };
+    {
+        let ledger = Ledger::open(&path).unwrap();
+        let a = stored_order(&ledger, "a").await;
+        let b = stored_order(&ledger, "b").await;
+        ledger
+            .commit(vec![put(linked(&a, "i-1"), "invoices", "")])
+            .await
+            .unwrap();
+        let a = ledger.get("order:a").await.unwrap().unwrap();
+        let mut illegal = order("z");
+        illegal.stage = Stage::Paid;
+        let results = ledger
+            .commit_each(vec![
+                // a's invoice id changes: the old one no longer finds it.
+                vec![put(linked(&a, "i-2"), "invoices", "")],
+                // b gains links, then its request fails: they are rolled back with it.
+                vec![
+                    put(linked(&b, "i-3"), "invoices", ""),
+                    put(illegal, "ingest", ""),
+                ],
+            ])
+            .await;
+        assert!(results[0].is_ok() && results[1].is_err(), "{results:?}");
+        assert!(
+            ledger
+                .by_link("invoice_id", "i-1")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            ledger
+                .by_link("invoice_id", "i-3")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(ledger.reader().derived_indexes_are_exact().unwrap());
+    }
+    let ledger = Ledger::open(&path).unwrap();
+    assert_eq!(
+        keys(ledger.by_link("invoice_id", "i-2").await.unwrap()),
+        ["order:a"]
+    );
+    assert_eq!(
+        keys(ledger.by_link("contact_id", "c-1").await.unwrap()),
+        ["order:a"]
+    );
+    assert!(
+        ledger
+            .by_link("invoice_id", "i-1")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

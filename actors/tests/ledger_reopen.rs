@@ -458,3 +458,53 @@ async fn a_version_2_file_loses_its_stage_table_and_lists_stages_from_the_states
         "the old count table is deleted"
     );
 }
+
+#[tokio::test]
+async fn a_version_3_file_loses_its_link_table_and_finds_links_from_the_states() {
+    use tally_actors::ledger::tables::LEGACY_LINK_TO_ENTITY;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.redb");
+    {
+        let ledger = Ledger::open(&path).unwrap();
+        let mut s = EntityState::new(EntityKind::Order, "9", json!({"increment_id": "9"}));
+        s.links.insert("invoice_id".into(), "i-9".into());
+        ledger.commit(vec![put(s, "t", "")]).await.unwrap();
+    }
+    {
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        // A stale entry, as a version 3 file could hold for a link that changed since.
+        txn.open_table(LEGACY_LINK_TO_ENTITY)
+            .unwrap()
+            .insert(("invoice_id:i-old", "order:9"), ())
+            .unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert(META_SCHEMA_VERSION, 3)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    {
+        let ledger = Ledger::open(&path).unwrap();
+        let found = ledger.by_link("invoice_id", "i-9").await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].key, "order:9");
+        assert!(
+            ledger
+                .by_link("invoice_id", "i-old")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+    assert_eq!(read_schema_version(&path), SCHEMA_VERSION);
+    let db = Database::open(&path).unwrap();
+    let rtx = db.begin_read().unwrap();
+    assert!(
+        matches!(
+            rtx.open_table(LEGACY_LINK_TO_ENTITY),
+            Err(redb::TableError::TableDoesNotExist(_))
+        ),
+        "the old link table is deleted"
+    );
+}

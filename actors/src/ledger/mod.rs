@@ -31,6 +31,7 @@ mod entity;
 mod error;
 mod handle;
 mod intent_index;
+mod link_index;
 mod reads;
 mod record;
 mod schema;

@@ -126,12 +126,13 @@ impl LedgerReader {
             .count_with_prefix(stage, &format!("{}:", kind.prefix())))
     }
 
-    /// Whether the in-memory indexes (stages, intents) say exactly what the stored states
+    /// Whether the in-memory indexes (stages, intents, links) say exactly what the stored states
     /// say: a rebuild compared with what the writer kept up to date.
     pub fn derived_indexes_are_exact(&self) -> Result<bool, LedgerError> {
         let rebuilt = derived::build(&self.db)?;
         Ok(rebuilt.stages.snapshot() == self.index.stages.snapshot()
-            && rebuilt.intents.snapshot() == self.index.intents.snapshot())
+            && rebuilt.intents.snapshot() == self.index.intents.snapshot()
+            && rebuilt.links.snapshot() == self.index.links.snapshot())
     }
 
     /// Up to `limit` failed entities whose retry time is at or before `now_ms`, earliest first.
@@ -196,18 +197,8 @@ impl LedgerReader {
                 link: name.to_owned(),
             });
         }
+        let keys = self.index.links.keys(&format!("{name}:{value}"));
         let rtx = self.db.begin_read()?;
-        let index = rtx.open_table(LINK_TO_ENTITY)?;
-        let link = format!("{name}:{value}");
-        let mut keys = Vec::new();
-        for item in index.range((link.as_str(), "")..)? {
-            let (k, _) = item?;
-            let (l, key) = k.value();
-            if l != link {
-                break;
-            }
-            keys.push(key.to_owned());
-        }
         states_for(&rtx, keys)
     }
 

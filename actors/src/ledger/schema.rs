@@ -61,7 +61,8 @@ pub(crate) fn prepare(db: &Database, path: &Path) -> Result<(), LedgerError> {
         txn.delete_table(LEGACY_INTENT_TO_ENTITY)?;
         txn.delete_table(LEGACY_STAGE_TO_COUNT)?;
         txn.open_table(DUE_TO_ENTITY)?;
-        txn.open_table(LINK_TO_ENTITY)?;
+        // Derived in memory since version 4.
+        txn.delete_table(LEGACY_LINK_TO_ENTITY)?;
         txn.open_table(AUDIT)?;
         txn.open_table(ENTITY_TO_AUDIT)?;
         txn.open_table(DEAD_LETTERS)?;

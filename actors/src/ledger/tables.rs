@@ -10,7 +10,7 @@ use redb::TableDefinition;
 /// Bumped on any incompatible change to a table's key/value types or a record's meaning.
 /// The ledger refuses to open a file written with another version instead of guessing:
 /// a silently misread ledger would re-push or skip orders.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// Older versions this build upgrades in place when it opens them. Version 1 kept each
 /// entity's record inside its state; version 2 keeps it in [`ENTITY_TO_RECORD`]. A version 1
@@ -19,8 +19,9 @@ pub const SCHEMA_VERSION: u64 = 3;
 /// ([`LEGACY_STAGE_TO_ENTITY`], [`LEGACY_INTENT_TO_ENTITY`], [`LEGACY_STAGE_TO_COUNT`]);
 /// version 3 derives them from the states and keeps them in memory, and opening deletes the
 /// tables: a version 2 build must not open a file whose tables have stopped following the
-/// states.
-pub const UPGRADABLE_FROM: &[u64] = &[1, 2];
+/// states. Version 4 does the same for the link index ([`LEGACY_LINK_TO_ENTITY`]), for the
+/// same reason: a version 3 build would answer webhooks from a table nothing writes.
+pub const UPGRADABLE_FROM: &[u64] = &[1, 2, 3];
 
 /// The key in [`META`] that holds the schema version.
 pub const META_SCHEMA_VERSION: &str = "schema_version";
@@ -35,7 +36,7 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("META");
 /// The Magento ↔ Xero id links live inside `EntityState::links` rather than a separate
 /// `MAGENTO_TO_XERO` table: a link is always learned in the same write as the stage move it
 /// causes, so one record keeps them from ever disagreeing. The reverse direction is
-/// [`LINK_TO_ENTITY`].
+/// the in-memory link index (`link_index`).
 pub const ENTITY_TO_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("ENTITY_TO_STATE");
 
 /// Entity key → the entity's source record (the Magento order, a contact body, …) as JSON
@@ -64,18 +65,17 @@ pub const DUE_TO_ENTITY: TableDefinition<(i64, &str), ()> = TableDefinition::new
 pub const LEGACY_INTENT_TO_ENTITY: TableDefinition<&str, &str> =
     TableDefinition::new("INTENT_TO_ENTITY");
 
-/// (`"{link name}:{value}"`, entity key) → (), e.g. (`invoice_id:2f1c…`, `order:000000123`):
-/// finds the entity behind a Xero webhook or a reconciliation row. Several entities may share
-/// a link (every order of one customer carries the same `contact_id`).
-pub const LINK_TO_ENTITY: TableDefinition<(&str, &str), ()> =
+/// (`"{link name}:{value}"`, entity key) → (): the link index of schema versions 1 to 3,
+/// deleted when such a file is upgraded. Its keys are Xero UUIDs, so every insert landed on a
+/// random page; version 4 derives the index from the states' links at open and keeps it in
+/// memory (`link_index`).
+pub const LEGACY_LINK_TO_ENTITY: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("LINK_TO_ENTITY");
 
-/// The links [`LINK_TO_ENTITY`] indexes: the Xero ids a webhook names (Xero sends
+/// The links the in-memory link index holds: the Xero ids a webhook names (Xero sends
 /// `INVOICE` and `CONTACT` events; a payment reaches a reconciliation through its
 /// invoice). An order carries others (`email`, `magento_entity_id`, `invoice_number`,
-/// `payment_id`) that are only read from its state; indexing them was two thirds of the
-/// random B-tree inserts of every order's life, for lookups nothing makes. Older files may
-/// hold entries for other names; they are never read (`by_link` answers indexed names only).
+/// `payment_id`) that are only read from its state; `by_link` answers indexed names only.
 pub const INDEXED_LINKS: &[&str] = &["invoice_id", "contact_id"];
 
 /// Sequence number → versioned JSON `AuditEntry`. Append-only.

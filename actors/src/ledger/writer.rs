@@ -14,6 +14,7 @@ use super::derived::Derived;
 use super::entity::{EntityState, StateHeader, StoredState};
 use super::error::LedgerError;
 use super::intent_index::IntentIndex;
+use super::link_index::LinkChange;
 use super::record::Record;
 use super::stage::{Stage, can_move};
 use super::stage_index::StageMove;
@@ -156,7 +157,7 @@ fn run_transaction(
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     txn.set_quick_repair(true);
-    let (results, written, moves, intents) = {
+    let (results, written, moves, intents, links) = {
         let mut tx = Tx::open(&txn, now, headers, &index.intents)?;
         let mut results = Vec::with_capacity(groups.len());
         for writes in groups {
@@ -164,7 +165,12 @@ fn run_transaction(
             // (see `Tx::put`), so it needs no undo log: copying every overwritten value for
             // a rollback that cannot happen was a good part of the writer's allocations.
             tx.undoable = !matches!(writes.as_slice(), [Write::Put { .. }]);
-            let mark = (tx.undo.len(), tx.next_seq, tx.moves.len());
+            let mark = Mark {
+                undo: tx.undo.len(),
+                next_seq: tx.next_seq,
+                moves: tx.moves.len(),
+                links: tx.link_changes.len(),
+            };
             let mut info = CommitInfo::default();
             let outcome = writes.into_iter().try_for_each(|w| tx.apply(w, &mut info));
             match outcome {
@@ -187,6 +193,7 @@ fn run_transaction(
             std::mem::take(&mut tx.written),
             std::mem::take(&mut tx.moves),
             std::mem::take(&mut tx.intent_changes),
+            std::mem::take(&mut tx.link_changes),
         )
     };
     txn.commit()?;
@@ -194,6 +201,7 @@ fn run_transaction(
     // Before anyone hears of the commit: a stage kicked by it finds its entities listed.
     index.stages.committed(moves);
     index.intents.committed(intents);
+    index.links.committed(links);
     Ok(results)
 }
 
@@ -256,9 +264,17 @@ enum Undo {
     Bytes(BytesTable, String, Option<Vec<u8>>),
     Due(i64, String, bool),
     Intent(String, Option<String>),
-    Link(String, String, bool),
     Audit(u64),
     EntityAudit(String, u64),
+}
+
+/// Where a request started in the transaction, to roll it alone back to there.
+#[derive(Clone, Copy)]
+struct Mark {
+    undo: usize,
+    next_seq: u64,
+    moves: usize,
+    links: usize,
 }
 
 type BytesT<'t> = Table<'t, &'static str, &'static [u8]>;
@@ -287,7 +303,8 @@ struct Tx<'t> {
     intents: &'t IntentIndex,
     /// This transaction's changes to them (`None`: the key was freed), read before `intents`.
     intent_changes: std::collections::HashMap<String, Option<String>>,
-    links: Table<'t, (&'static str, &'static str), ()>,
+    /// Links gained and lost in this transaction, for the in-memory index once it commits.
+    link_changes: Vec<LinkChange>,
     audit: Table<'t, u64, &'static [u8]>,
     entity_audit: Table<'t, (&'static str, u64), ()>,
 }
@@ -334,7 +351,7 @@ impl<'t> Tx<'t> {
             due: txn.open_table(DUE_TO_ENTITY)?,
             intents,
             intent_changes: Default::default(),
-            links: txn.open_table(LINK_TO_ENTITY)?,
+            link_changes: Vec::new(),
             audit,
             entity_audit: txn.open_table(ENTITY_TO_AUDIT)?,
         })
@@ -691,12 +708,12 @@ impl<'t> Tx<'t> {
         let old_links = old.map_or(&empty, |o| &o.links);
         for (n, v) in old_links {
             if new.links.get(n) != Some(v) && INDEXED_LINKS.contains(&n.as_str()) {
-                self.set_link(&format!("{n}:{v}"), key, false)?;
+                self.set_link(format!("{n}:{v}"), key, false);
             }
         }
         for (n, v) in &new.links {
             if old_links.get(n) != Some(v) && INDEXED_LINKS.contains(&n.as_str()) {
-                self.set_link(&format!("{n}:{v}"), key, true)?;
+                self.set_link(format!("{n}:{v}"), key, true);
             }
         }
         Ok(())
@@ -825,24 +842,19 @@ impl<'t> Tx<'t> {
         Ok(())
     }
 
-    fn set_link(&mut self, link: &str, key: &str, present: bool) -> Result<(), LedgerError> {
-        let before = if present {
-            self.links.insert((link, key), ())?.is_some()
-        } else {
-            self.links.remove((link, key))?.is_some()
-        };
-        if self.undoable {
-            self.undo
-                .push(Undo::Link(link.to_owned(), key.to_owned(), before));
-        }
-        Ok(())
+    fn set_link(&mut self, link: String, key: &str, present: bool) {
+        self.link_changes.push(LinkChange {
+            link,
+            key: key.to_owned(),
+            present,
+        });
     }
 
-    /// Reverts every mutation made after `mark` (undo length, next audit sequence, stage
-    /// moves noted).
-    fn rollback_to(&mut self, mark: (usize, u64, usize)) -> Result<(), LedgerError> {
-        self.moves.truncate(mark.2);
-        while self.undo.len() > mark.0 {
+    /// Reverts every mutation made after `mark`.
+    fn rollback_to(&mut self, mark: Mark) -> Result<(), LedgerError> {
+        self.moves.truncate(mark.moves);
+        self.link_changes.truncate(mark.links);
+        while self.undo.len() > mark.undo {
             let Some(undo) = self.undo.pop() else { break };
             match undo {
                 Undo::Bytes(which, key, old) => {
@@ -869,13 +881,6 @@ impl<'t> Tx<'t> {
                 Undo::Intent(ik, before) => {
                     self.intent_changes.insert(ik, before);
                 }
-                Undo::Link(link, key, before) => {
-                    if before {
-                        self.links.insert((link.as_str(), key.as_str()), ())?;
-                    } else {
-                        self.links.remove((link.as_str(), key.as_str()))?;
-                    }
-                }
                 Undo::Audit(seq) => {
                     self.audit.remove(seq)?;
                 }
@@ -884,7 +889,7 @@ impl<'t> Tx<'t> {
                 }
             }
         }
-        self.next_seq = mark.1;
+        self.next_seq = mark.next_seq;
         Ok(())
     }
 }
