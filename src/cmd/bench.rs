@@ -391,7 +391,7 @@ pub async fn backfill(opts: BackfillOptions) -> anyhow::Result<BackfillReport> {
     let cfg = link_config(&raw)?;
 
     let setup_started = Instant::now();
-    let ledger = open_ledger(&cfg.ledger_path).await?;
+    let ledger = open_ledger(&cfg.ledger_path, cfg.ledger_options).await?;
     let ctx = Link::connect_with(cfg, ledger).await?;
     let setup = setup_started.elapsed();
 
@@ -508,7 +508,7 @@ async fn backfill_in_child(
     // the ledger the child left behind.
     let mut orders_synced = 0;
     {
-        let ledger = open_ledger(&ledger).await?;
+        let ledger = open_ledger(&ledger, Default::default()).await?;
         for stage in [Stage::WrittenBack, Stage::Paid, Stage::Skipped] {
             orders_synced += ledger.count_in_stage(stage, EntityKind::Order).await?;
         }

@@ -14,7 +14,7 @@ use crate::config::RawConfig;
 pub async fn run(args: DlqArgs) -> anyhow::Result<ExitCode> {
     let raw = RawConfig::load(&args.config.config)?;
     let cfg = link_config(&raw)?;
-    let ledger = open_ledger(&cfg.ledger_path).await.map_err(|e| {
+    let ledger = open_ledger(&cfg.ledger_path, cfg.ledger_options).await.map_err(|e| {
         anyhow::anyhow!("{e:#}\n(if `tally daemon` is running it holds the ledger: use `tally console --attach` or its control API)")
     })?;
     match args.action {

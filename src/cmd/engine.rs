@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
-use tally_actors::ledger::{Ledger, LedgerConfig};
+use tally_actors::ledger::{Ledger, LedgerConfig, LedgerOptions};
 use tally_actors::link::{Link, LinkConfig, LinkContext, LinkSettings};
 use tally_actors::magento::MagentoConfig;
 use tally_actors::mapping::MappingRules;
@@ -92,6 +92,7 @@ pub fn link_config(raw: &RawConfig) -> anyhow::Result<LinkConfig> {
     Ok(LinkConfig {
         name: "link".into(),
         ledger_path: raw.resolve(&ledger.path),
+        ledger_options: ledger.options(),
         magento,
         xero,
         mapping,
@@ -100,9 +101,9 @@ pub fn link_config(raw: &RawConfig) -> anyhow::Result<LinkConfig> {
 }
 
 /// Opens the ledger off the async runtime.
-pub async fn open_ledger(path: &Path) -> anyhow::Result<Ledger> {
+pub async fn open_ledger(path: &Path, options: LedgerOptions) -> anyhow::Result<Ledger> {
     let p = path.to_owned();
-    tokio::task::spawn_blocking(move || Ledger::open(&p))
+    tokio::task::spawn_blocking(move || Ledger::open_with(&p, options))
         .await?
         .with_context(|| format!("cannot open the ledger {}", path.display()))
 }
@@ -111,7 +112,7 @@ pub async fn open_ledger(path: &Path) -> anyhow::Result<Ledger> {
 pub async fn connect(config: &Path) -> anyhow::Result<(RawConfig, Arc<LinkContext>)> {
     let raw = RawConfig::load(config)?;
     let cfg = link_config(&raw)?;
-    let ledger = open_ledger(&cfg.ledger_path).await?;
+    let ledger = open_ledger(&cfg.ledger_path, cfg.ledger_options).await?;
     let ctx = Link::connect_with(cfg, ledger)
         .await
         .context("cannot reach Magento and Xero")?;

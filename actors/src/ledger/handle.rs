@@ -2,11 +2,13 @@
 //! thread, reads run on tokio's blocking pool.
 
 use super::audit::AuditEntry;
+use super::config::LedgerOptions;
 use super::dead_letter::DeadLetter;
 use super::derived;
 use super::entity::EntityState;
 use super::error::LedgerError;
 use super::reads::LedgerReader;
+use super::repair_log::RepairLog;
 use super::schema;
 use super::stage::{EntityKind, Stage};
 use super::write::{CommitInfo, LedgerStats, Write};
@@ -27,6 +29,8 @@ struct Inner {
     sender: mpsc::Sender<Msg>,
     writer: Option<std::thread::JoinHandle<()>>,
     counters: Arc<Counters>,
+    /// Whether redb had to repair the file when it was opened (it was not closed cleanly).
+    repaired: bool,
 }
 
 impl Drop for Inner {
@@ -55,23 +59,35 @@ impl std::fmt::Debug for Ledger {
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 impl Ledger {
+    /// Opens or creates the ledger file with the default [`LedgerOptions`]; see `open_with`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Ledger, LedgerError> {
+        Self::open_with(path, LedgerOptions::default())
+    }
+
     /// Opens or creates the ledger file, checks its schema version and starts the writer
     /// thread. Blocking (it may repair the file after a crash): call it at startup or in
     /// `spawn_blocking`.
-    pub fn open(path: impl AsRef<Path>) -> Result<Ledger, LedgerError> {
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        options: LedgerOptions,
+    ) -> Result<Ledger, LedgerError> {
         let path = path.as_ref().to_owned();
+        let repair = Arc::new(RepairLog::new(&path));
+        let log = repair.clone();
         let db = redb::Builder::new()
             .set_cache_size(CACHE_BYTES)
+            .set_repair_callback(move |session| log.progress(session.progress()))
             .create(&path)
             .map_err(|e| LedgerError::Open {
                 path: path.clone(),
                 source: Arc::new(e),
             })?;
-        schema::prepare(&db, &path)?;
+        let repaired = repair.finished();
+        schema::prepare(&db, &path, options)?;
         let index = derived::build(&db)?;
         let db = Arc::new(db);
         let counters = Arc::new(Counters::default());
-        let (sender, handle) = writer::spawn(db.clone(), counters.clone(), index.clone())
+        let (sender, handle) = writer::spawn(db.clone(), counters.clone(), index.clone(), options)
             .map_err(|e| LedgerError::Storage(Arc::new(redb::Error::Io(e))))?;
         Ok(Ledger {
             inner: Arc::new(Inner {
@@ -80,12 +96,19 @@ impl Ledger {
                 sender,
                 writer: Some(handle),
                 counters,
+                repaired,
             }),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Whether the file had to be repaired when it was opened: it was not closed cleanly
+    /// and was written without quick repair.
+    pub fn repaired_at_open(&self) -> bool {
+        self.inner.repaired
     }
 
     /// Commits `writes` atomically and durably (fsync'd when this returns Ok), sharing the

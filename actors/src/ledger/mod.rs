@@ -34,6 +34,7 @@ mod intent_index;
 mod link_index;
 mod reads;
 mod record;
+mod repair_log;
 mod schema;
 mod stage;
 mod stage_index;
@@ -43,7 +44,7 @@ mod writer;
 
 pub use audit::AuditEntry;
 pub use codec::RECORD_VERSION;
-pub use config::LedgerConfig;
+pub use config::{LedgerConfig, LedgerOptions};
 pub use dead_letter::DeadLetter;
 pub use entity::{EntityState, Intent};
 pub use error::LedgerError;

@@ -1,6 +1,7 @@
 //! Opening a ledger file: create it, upgrade it from a version this build knows, or refuse
 //! it clearly when another schema wrote it.
 
+use super::config::LedgerOptions;
 use super::error::LedgerError;
 use super::tables::*;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableError};
@@ -21,7 +22,11 @@ fn stored_version(db: &Database) -> Result<Option<u64>, LedgerError> {
 
 /// Checks (or, for a new file, records) the schema version and makes sure every table exists,
 /// so read transactions never meet a missing table.
-pub(crate) fn prepare(db: &Database, path: &Path) -> Result<(), LedgerError> {
+pub(crate) fn prepare(
+    db: &Database,
+    path: &Path,
+    options: LedgerOptions,
+) -> Result<(), LedgerError> {
     let stored = stored_version(db)?;
     if let Some(found) = stored {
         match found.cmp(&SCHEMA_VERSION) {
@@ -45,7 +50,7 @@ pub(crate) fn prepare(db: &Database, path: &Path) -> Result<(), LedgerError> {
     }
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
-    txn.set_quick_repair(true);
+    txn.set_quick_repair(options.quick_repair);
     {
         let mut meta = txn.open_table(META)?;
         if meta.get(META_SCHEMA_VERSION)?.is_none() {

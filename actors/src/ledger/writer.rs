@@ -9,6 +9,7 @@
 
 use super::audit::AuditEntry;
 use super::codec;
+use super::config::LedgerOptions;
 use super::dead_letter::DeadLetter;
 use super::derived::Derived;
 use super::entity::{EntityState, StateHeader, StoredState};
@@ -66,15 +67,22 @@ pub(crate) fn spawn(
     db: Arc<Database>,
     counters: Arc<Counters>,
     index: Derived,
+    options: LedgerOptions,
 ) -> std::io::Result<(mpsc::Sender<Msg>, std::thread::JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel();
     let handle = std::thread::Builder::new()
         .name("tally-ledger-writer".into())
-        .spawn(move || run(&db, &rx, &counters, &index))?;
+        .spawn(move || run(&db, &rx, &counters, &index, options))?;
     Ok((tx, handle))
 }
 
-fn run(db: &Database, rx: &mpsc::Receiver<Msg>, counters: &Counters, index: &Derived) {
+fn run(
+    db: &Database,
+    rx: &mpsc::Receiver<Msg>,
+    counters: &Counters,
+    index: &Derived,
+    options: LedgerOptions,
+) {
     let mut headers = HeaderCache::default();
     loop {
         let mut group = match rx.recv() {
@@ -92,7 +100,7 @@ fn run(db: &Database, rx: &mpsc::Receiver<Msg>, counters: &Counters, index: &Der
                 Err(_) => break,
             }
         }
-        commit_group(db, group, counters, &mut headers, index);
+        commit_group(db, group, counters, &mut headers, index, options);
         if shutdown {
             return;
         }
@@ -105,11 +113,12 @@ fn commit_group(
     counters: &Counters,
     headers: &mut HeaderCache,
     index: &Derived,
+    options: LedgerOptions,
 ) {
     let size = group.len();
     let (writes, replies): (Vec<_>, Vec<_>) =
         group.into_iter().map(|r| (r.writes, r.reply)).unzip();
-    match run_transaction(db, writes, now_ms(), headers, index) {
+    match run_transaction(db, writes, now_ms(), headers, index, options) {
         Ok(results) => {
             let transaction = counters.transactions.fetch_add(1, Ordering::Relaxed) + 1;
             counters
@@ -153,10 +162,11 @@ fn run_transaction(
     now: i64,
     headers: &mut HeaderCache,
     index: &Derived,
+    options: LedgerOptions,
 ) -> Result<Vec<Result<CommitInfo, LedgerError>>, LedgerError> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
-    txn.set_quick_repair(true);
+    txn.set_quick_repair(options.quick_repair);
     let (results, written, moves, intents, links) = {
         let mut tx = Tx::open(&txn, now, headers, &index.intents)?;
         let mut results = Vec::with_capacity(groups.len());

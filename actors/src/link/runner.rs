@@ -27,7 +27,7 @@ use super::supervisor::{
 use super::token_store::LedgerTokenStore;
 use super::writeback::WritebackWorker;
 use crate::budget::BudgetSnapshot;
-use crate::ledger::{DeadLetter, Ledger, Stage, Write};
+use crate::ledger::{DeadLetter, Ledger, LedgerOptions, Stage, Write};
 use crate::magento::{MagentoClient, MagentoConfig};
 use crate::mapping::{MappingRules, OrgContext};
 use crate::model::Catalogue;
@@ -38,6 +38,7 @@ use crate::xero::{XeroClient, XeroConfig};
 pub struct LinkConfig {
     pub name: String,
     pub ledger_path: PathBuf,
+    pub ledger_options: LedgerOptions,
     pub magento: MagentoConfig,
     pub xero: XeroConfig,
     pub mapping: MappingRules,
@@ -116,7 +117,8 @@ impl Link {
     /// Opens the ledger, builds the clients and reads the organisation and catalogue.
     pub async fn connect(cfg: LinkConfig) -> Result<Arc<LinkContext>, ContextError> {
         let path = cfg.ledger_path.clone();
-        let ledger = tokio::task::spawn_blocking(move || Ledger::open(path))
+        let options = cfg.ledger_options;
+        let ledger = tokio::task::spawn_blocking(move || Ledger::open_with(path, options))
             .await
             .map_err(|e| ContextError::Invalid(format!("ledger open panicked: {e}")))??;
         Self::connect_with(cfg, ledger).await
