@@ -1,6 +1,7 @@
 //! tally engine
 
 pub mod budget;
+mod fast_map;
 pub mod ledger;
 pub mod link;
 pub mod magento;

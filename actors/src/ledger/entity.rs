@@ -127,6 +127,7 @@ pub struct EntityState {
     /// Remote ids: `contact_id`, `invoice_id`, `payment_id`, `magento_entity_id`, …
     pub links: BTreeMap<String, String>,
     pub intent: Option<Intent>,
+    #[serde(default)]
     pub attempts: u32,
     /// Set while a failed attempt waits for its retry; indexed in `DUE_TO_ENTITY`.
     pub retry_at_ms: Option<i64>,
@@ -141,20 +142,30 @@ pub struct EntityState {
 }
 
 /// An [`EntityState`] as the ledger stores it in `ENTITY_TO_STATE`: everything but the
-/// record, which has its own table and is rewritten only when it changes.
+/// record, which has its own table and is rewritten only when it changes. Empty fields are
+/// left out (they read back as `None` and 0): most states carry no intent, retry or error,
+/// and every transition rewrites the state.
 #[derive(Serialize)]
 pub(crate) struct StoredState<'a> {
     key: &'a str,
     kind: EntityKind,
     stage: Stage,
     links: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     intent: &'a Option<Intent>,
+    #[serde(skip_serializing_if = "is_zero")]
     attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
     retry_at_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     last_error: &'a Option<String>,
     created_at_ms: i64,
     updated_at_ms: i64,
     version: u64,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl<'a> StoredState<'a> {
@@ -240,5 +251,43 @@ mod tests {
         )
         .unwrap();
         assert!(header.links.is_empty());
+    }
+
+    #[test]
+    fn empty_fields_are_left_out_and_read_back_as_empty() {
+        let mut s = EntityState::new(EntityKind::Order, "000000002", serde_json::json!({}));
+        s.version = 2;
+        let text = serde_json::to_string(&StoredState::of(&s)).unwrap();
+        for absent in ["intent", "attempts", "retry_at_ms", "last_error"] {
+            assert!(!text.contains(absent), "{absent} written: {text}");
+        }
+        let back: EntityState = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            back,
+            EntityState {
+                data: back.data.clone(),
+                ..s.clone()
+            }
+        );
+        // Set, every one of them is written and read back.
+        s.intent = Some(Intent {
+            op: "PUT Payments".into(),
+            idempotency_key: "k-2".into(),
+            body_sha256: "cd".into(),
+            batch_id: "b2".into(),
+            committed_at_ms: 6,
+        });
+        s.attempts = 3;
+        s.retry_at_ms = Some(11);
+        s.last_error = Some("Xero said no".into());
+        let text = serde_json::to_string(&StoredState::of(&s)).unwrap();
+        let back: EntityState = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            back,
+            EntityState {
+                data: back.data.clone(),
+                ..s
+            }
+        );
     }
 }

@@ -8,14 +8,15 @@
 //! the stage index (`stage_index`) it is derived: built by [`IntentIndex::build`] with the
 //! ledger, changed only by the writer thread after a commit, and never stored.
 
-use std::collections::{BTreeSet, HashMap};
+use crate::fast_map::FastMap;
+use std::collections::BTreeSet;
 
 use parking_lot::RwLock;
 
 /// Idempotency key → the key of the entity whose state carries that intent.
 #[derive(Debug, Default)]
 pub(crate) struct IntentIndex {
-    holders: RwLock<HashMap<String, String>>,
+    holders: RwLock<FastMap<String, String>>,
 }
 
 impl IntentIndex {
@@ -37,7 +38,7 @@ impl IntentIndex {
     }
 
     /// Applies a committed transaction's changes: `Some` holds the key, `None` frees it.
-    pub(crate) fn committed(&self, changes: HashMap<String, Option<String>>) {
+    pub(crate) fn committed(&self, changes: FastMap<String, Option<String>>) {
         if changes.is_empty() {
             return;
         }

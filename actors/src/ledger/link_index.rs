@@ -8,7 +8,7 @@
 //! stage and intent indexes this one is derived: built with the ledger, changed only by the
 //! writer thread after a commit, never stored.
 
-use std::collections::HashMap;
+use crate::fast_map::FastMap;
 
 use parking_lot::RwLock;
 
@@ -25,13 +25,13 @@ pub(crate) struct LinkChange {
 /// (an invoice id); a contact id has one per order of that customer.
 #[derive(Debug, Default)]
 pub(crate) struct LinkIndex {
-    holders: RwLock<HashMap<String, Vec<String>>>,
+    holders: RwLock<FastMap<String, Vec<String>>>,
 }
 
 impl LinkIndex {
     /// The index of `(name:value, entity key)` pairs read from the stored states.
     pub(crate) fn build(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
-        let mut holders: HashMap<String, Vec<String>> = HashMap::new();
+        let mut holders: FastMap<String, Vec<String>> = FastMap::default();
         for (link, key) in pairs {
             holders.entry(link).or_default().push(key);
         }

@@ -21,6 +21,7 @@ use super::stage::{Stage, can_move};
 use super::stage_index::StageMove;
 use super::tables::*;
 use super::write::{CommitInfo, LedgerStats, Write};
+use crate::fast_map::FastMap;
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -222,7 +223,7 @@ fn run_transaction(
 /// replaced or dropped only after the transaction that changed it commits.
 #[derive(Default)]
 struct HeaderCache {
-    map: std::collections::HashMap<String, StateHeader>,
+    map: FastMap<String, StateHeader>,
     /// Keys in first-insertion order: the oldest leaves first once `HEADER_CACHE` is reached.
     order: std::collections::VecDeque<String>,
 }
@@ -237,7 +238,7 @@ impl HeaderCache {
 
     /// Applies a committed transaction: `Some` is the entity's header now, `None` an entity
     /// whose header was not noted (it is read from the file next time).
-    fn committed(&mut self, written: std::collections::HashMap<String, Option<StateHeader>>) {
+    fn committed(&mut self, written: FastMap<String, Option<StateHeader>>) {
         for (key, header) in written {
             match header {
                 Some(h) => {
@@ -295,7 +296,7 @@ struct Tx<'t> {
     cache: &'t HeaderCache,
     /// The header of every entity stored in this transaction (`None`: read it from the
     /// table), for later writes in the same transaction and for the cache after commit.
-    written: std::collections::HashMap<String, Option<StateHeader>>,
+    written: FastMap<String, Option<StateHeader>>,
     next_seq: u64,
     /// Whether mutations are recorded in `undo` (see `run_transaction`).
     undoable: bool,
@@ -312,7 +313,7 @@ struct Tx<'t> {
     /// Idempotency key holders as last committed (read-only here).
     intents: &'t IntentIndex,
     /// This transaction's changes to them (`None`: the key was freed), read before `intents`.
-    intent_changes: std::collections::HashMap<String, Option<String>>,
+    intent_changes: FastMap<String, Option<String>>,
     /// Links gained and lost in this transaction, for the in-memory index once it commits.
     link_changes: Vec<LinkChange>,
     audit: Table<'t, u64, &'static [u8]>,

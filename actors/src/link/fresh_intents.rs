@@ -15,11 +15,11 @@
 //! whose commit failed vouches for nothing (and is dropped). The writeback takes the note
 //! once, before its call: any later attempt is a retry.
 
+use crate::fast_map::FastMap;
 use parking_lot::Mutex;
-use std::collections::HashMap;
 
 #[derive(Debug, Default)]
-pub struct FreshIntents(Mutex<HashMap<String, u64>>);
+pub struct FreshIntents(Mutex<FastMap<String, u64>>);
 
 impl FreshIntents {
     /// The state about to be committed at `version` carries `idempotency_key`'s intent, and

@@ -17,7 +17,8 @@
 //! stage: in a backfill it runs far ahead of that stage, and the contacts stage parses
 //! anyway to build the contact.
 
-use std::collections::{HashMap, VecDeque};
+use crate::fast_map::FastMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -61,7 +62,7 @@ struct Entry {
 
 #[derive(Debug, Default)]
 struct Inner {
-    entries: HashMap<String, Entry>,
+    entries: FastMap<String, Entry>,
     /// Keys in the order they were last kept or read, with their stamp; the front leaves
     /// first. A place whose stamp is not its entry's (forgotten, or read again since) stays
     /// until it reaches the front or the queue is compacted.
