@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
+use tally_actors::ledger::{EntityKind, Ledger, Stage};
+
 use common::{
     XeroReader, assert_no_xero_duplicates, copy_order_as, dec, dec_or_zero, distinct_shoppers,
     magento_customer_emails, payments_by_invoice_number, sales_invoices_by_number, sandbox_env,
@@ -283,6 +285,40 @@ async fn backfill_of_2000_orders_matches_magento_exactly_once() {
         "{bulks} bulk requests for {paid_orders} comments"
     );
     assert_eq!(answered("GET /V1/orders/{id}"), 0, "{magento}");
+
+    // A paid order's payment intent rides on its invoice's outcome (`fresh_payments`): the
+    // order goes from InvoicePosting to PaymentPosting in one write, and the payments stage
+    // sends that batch without looking it up. Either way its intent precedes its payment.
+    let path = env.ledger.clone();
+    let ledger = tokio::task::spawn_blocking(move || Ledger::open(&path))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut merged = 0;
+    for state in ledger
+        .by_stage(Stage::WrittenBack, usize::MAX)
+        .await
+        .unwrap()
+    {
+        if state.kind != EntityKind::Order {
+            continue;
+        }
+        let audit = ledger.audit_for(&state.key).await.unwrap();
+        let intent = audit
+            .iter()
+            .position(|e| e.to == Stage::PaymentPosting && e.detail.contains("intent PUT Payments"))
+            .unwrap_or_else(|| panic!("{}: no payment intent: {audit:?}", state.key));
+        let paid = audit.iter().position(|e| e.to == Stage::Paid).unwrap();
+        assert!(intent < paid, "{}: {audit:?}", state.key);
+        merged += usize::from(audit[intent].from == Some(Stage::InvoicePosting));
+    }
+    eprintln!(
+        "{merged} of {paid_orders} paid orders had their payment intent committed with the invoice"
+    );
+    assert!(
+        merged > 0,
+        "no invoice outcome carried its payment's intent"
+    );
     for o in &orders {
         let number = o["increment_id"].as_str().unwrap();
         let stored = env

@@ -169,6 +169,7 @@ pub fn can_move(kind: EntityKind, from: Stage, to: Stage) -> bool {
                 | (Seen, Skipped)
                 | (ContactReady, InvoicePosting)
                 | (InvoicePosting, Invoiced)
+                | (InvoicePosting, PaymentPosting)
                 | (Invoiced, PaymentPosting)
                 | (Invoiced, Skipped)
                 | (Invoiced, Paid)

@@ -93,6 +93,8 @@ pub struct LinkContext {
     pub passed_over: super::passed_over::PassedOver,
     /// Writeback intents the payments stage committed with a `Paid` outcome, not yet acted on.
     pub fresh_intents: super::fresh_intents::FreshIntents,
+    /// Payment batches the invoices stage committed with their invoices' outcomes, not yet sent.
+    pub fresh_payments: super::fresh_payments::FreshPayments,
     /// Stored orders one stage parsed, for the next stage to reuse.
     pub parsed_orders: ParsedOrders,
 }

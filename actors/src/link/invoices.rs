@@ -15,13 +15,15 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::contacts::chunk;
-use super::context::{LinkContext, bury, fail_or_bury, record_name};
+use super::context::{LinkContext, bury, fail_or_bury, now_ms, record_name};
 use super::intents::{Sendable, commit_intents, fail_sent, put_batch};
+use super::keys::batch_digests;
 use super::parsed_orders::Stored;
+use super::payments::PAYMENT_OP;
 use super::stage::{RoundError, RoundReport, StageWorker};
 use crate::budget::Priority;
 use crate::ledger::Record;
-use crate::ledger::{EntityState, Stage, Write};
+use crate::ledger::{EntityState, Intent, Stage, Write};
 use crate::mapping::invoice_for;
 use crate::model::RecordError;
 use crate::model::money::parse_money;
@@ -216,9 +218,65 @@ impl InvoicesWorker {
                 &mut report,
             ),
         }
-        commit_all(ctx, writes).await;
+        let fresh = with_payment_intents(ctx, &mut writes);
+        let committed = commit_all(ctx, writes).await;
+        if let Some((batch, members)) = fresh
+            && members.iter().any(|&i| !committed[i])
+        {
+            ctx.fresh_payments.forget_batch(&batch);
+        }
         Ok(report)
     }
+}
+
+/// Orders this batch invoiced that Magento says are paid move on to `PaymentPosting` in the
+/// same write, with the intents of one payment batch, noted as not yet sent (see
+/// `fresh_payments`): one ledger transition fewer per paid order, and the intent is still
+/// committed before the payment call. Unpaid orders, and any the payment plan refuses, stay
+/// `Invoiced` for the payments stage, which decides as it always has. Returns the noted
+/// batch's key and the positions of its writes.
+fn with_payment_intents(
+    ctx: &LinkContext,
+    writes: &mut [Vec<Write>],
+) -> Option<(String, Vec<usize>)> {
+    let rules = ctx.rules();
+    let mut members = Vec::new();
+    for (i, w) in writes.iter().enumerate() {
+        if let [Write::Put { state, .. }] = w.as_slice()
+            && state.stage == Stage::Invoiced
+            && let Ok(Some((body, amount))) = super::payments::plan(ctx, state, &rules)
+        {
+            members.push((i, body, amount));
+        }
+    }
+    if members.is_empty() {
+        return None;
+    }
+    let (key, hashes) = batch_digests("payments", members.iter().map(|m| &m.1));
+    let now = now_ms();
+    let mut noted = Vec::with_capacity(members.len());
+    let mut positions = Vec::with_capacity(members.len());
+    for ((i, body, amount), body_sha256) in members.into_iter().zip(hashes) {
+        let [Write::Put { state, detail, .. }] = writes[i].as_mut_slice() else {
+            continue;
+        };
+        state.stage = Stage::PaymentPosting;
+        state.intent = Some(Intent {
+            op: PAYMENT_OP.to_owned(),
+            idempotency_key: format!("{key}/{}", state.key),
+            body_sha256,
+            batch_id: key.clone(),
+            committed_at_ms: now,
+        });
+        detail.push_str(&format!("; intent {PAYMENT_OP} key={key}"));
+        ctx.passed_over.forget(&state.key);
+        ctx.parsed_orders.forget(&state.key);
+        // The ledger stores a written state at the version read plus one.
+        noted.push((state.key.clone(), state.version + 1, body, amount));
+        positions.push(i);
+    }
+    ctx.fresh_payments.note(&key, noted);
+    Some((key, positions))
 }
 
 /// Commits each request on its own; says which committed (a refused one is redone next

@@ -16,6 +16,7 @@ pub mod bulk_comments;
 pub mod contacts;
 pub mod context;
 pub mod fresh_intents;
+pub mod fresh_payments;
 pub mod ingest;
 pub mod intents;
 pub mod invoices;

@@ -28,6 +28,9 @@ use crate::xero::ElementOutcome;
 
 const ACTOR: &str = "payments";
 
+/// The operation a payment intent names (see `intents::commit_intents`).
+pub(super) const PAYMENT_OP: &str = "PUT Payments";
+
 pub struct PaymentsWorker {
     ctx: Arc<LinkContext>,
 }
@@ -151,7 +154,6 @@ impl PaymentsWorker {
         batch: Vec<(EntityState, Value, Decimal)>,
     ) -> Result<RoundReport, RoundError> {
         let ctx = &self.ctx;
-        let mut report = RoundReport::default();
         let Sendable {
             key,
             bodies: send_bodies,
@@ -160,15 +162,28 @@ impl PaymentsWorker {
             ctx,
             ACTOR,
             "payments",
-            "PUT Payments",
+            PAYMENT_OP,
             Stage::PaymentPosting,
             batch,
         )
         .await;
         let sendable: Vec<EntityState> = entities.into_iter().map(|(s, _)| s).collect();
         if sendable.is_empty() {
-            return Ok(report);
+            return Ok(RoundReport::default());
         }
+        self.send(key, send_bodies, sendable).await
+    }
+
+    /// The PUT of a batch whose intents are committed (by `post`, or with the invoices'
+    /// outcomes), and its outcomes.
+    async fn send(
+        &self,
+        key: String,
+        send_bodies: Vec<Value>,
+        sendable: Vec<EntityState>,
+    ) -> Result<RoundReport, RoundError> {
+        let ctx = &self.ctx;
+        let mut report = RoundReport::default();
         let outcome = put_batch(ctx, "Payments", send_bodies, &key, Priority::Payment).await;
         let mut writes = Vec::new();
         match outcome {
@@ -258,18 +273,16 @@ impl PaymentsWorker {
 }
 
 /// The payment body and amount for an order (its stored record), `None` when nothing is
-/// paid. The last stage to read the order: its parsed copy is not kept past here.
-fn plan(
+/// paid. The payment is the last use of the parsed order: the caller forgets it once the
+/// order is planned for good.
+pub(super) fn plan(
     ctx: &LinkContext,
     s: &EntityState,
     rules: &MappingRules,
 ) -> Result<Option<(Value, Decimal)>, RecordError> {
     let invoice_id = s.links.get("invoice_id").cloned().unwrap_or_default();
     let order = match ctx.parsed_order(s) {
-        Some(order) => {
-            ctx.parsed_orders.forget(&s.key);
-            Ok(order)
-        }
+        Some(order) => Ok(order),
         None => ctx.parse_order(&s.data.tree()).map(Arc::new),
     };
     let Some(p) = order.and_then(|order| payment_for(&order, &invoice_id, rules))? else {
@@ -307,6 +320,8 @@ impl StageWorker for PaymentsWorker {
             picked: stale.len() + ready.len(),
             ..Default::default()
         };
+        // Batches the invoices stage committed and nobody sent: no lookup (`fresh_payments`).
+        let (fresh, stale) = ctx.fresh_payments.take(stale);
         let mut writes = Vec::new();
         let mut candidates = self.resolve(stale, &mut writes, &mut report).await;
         candidates.extend(ready);
@@ -314,7 +329,9 @@ impl StageWorker for PaymentsWorker {
         let mut planned = Vec::new();
         let mut unpaid = Vec::new();
         for s in candidates {
-            match plan(ctx, &s, &rules) {
+            let planned_now = plan(ctx, &s, &rules);
+            ctx.parsed_orders.forget(&s.key);
+            match planned_now {
                 Ok(Some((body, amount))) => {
                     ctx.passed_over.forget(&s.key);
                     planned.push((s, body, amount));
@@ -381,7 +398,15 @@ impl StageWorker for PaymentsWorker {
         }
         commit_noting_writebacks(ctx, writes).await;
         let batches = chunk(planned, ctx.settings.batch_size);
-        let results = futures::future::join_all(batches.into_iter().map(|b| self.post(b))).await;
+        let posts = batches
+            .into_iter()
+            .map(|b| futures::future::Either::Left(self.post(b)));
+        let sends = fresh.into_iter().map(|f| {
+            let (states, bodies): (Vec<EntityState>, Vec<Value>) =
+                f.members.into_iter().map(|(s, body, _)| (s, body)).unzip();
+            futures::future::Either::Right(self.send(f.key, bodies, states))
+        });
+        let results = futures::future::join_all(posts.chain(sends)).await;
         for r in results {
             report.add(r?);
         }

@@ -147,6 +147,7 @@ impl Link {
             magento_base,
             passed_over: super::passed_over::PassedOver::new(super::context::now_ms()),
             fresh_intents: Default::default(),
+            fresh_payments: Default::default(),
             parsed_orders: Default::default(),
             names: LinkNames {
                 prefix: format!("{}-{}", cfg.name, uuid::Uuid::new_v4().simple()),
