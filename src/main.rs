@@ -14,11 +14,11 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Threads for blocking work, which is almost all ledger reads: short, CPU-bound jobs that
-/// gain nothing from more threads than cores. Tokio's default of 512 let a busy backfill
-/// start dozens, and each kept its own allocator pages: the 100,000-order engine peak was
-/// 240-370 MB with the default and 117 MB with 4 threads, at the same CPU (README,
-/// Benchmarks).
+/// Threads for tokio's blocking work. Ledger reads have their own threads now
+/// (`ledger::reader_pool`); what is left (DNS lookups, token files, opening the ledger) is
+/// rare. The bound stays because tokio's default of 512 let a busy backfill start dozens,
+/// each keeping its own allocator pages (the 100,000-order engine peak was 240-370 MB with
+/// the default and 117 MB with 4 threads; README, Benchmarks).
 fn blocking_threads() -> usize {
     std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).max(4))
 }

@@ -1,5 +1,5 @@
 //! `Ledger`: the handle every actor holds. Cheap to clone; writes go to the single writer
-//! thread, reads run on tokio's blocking pool.
+//! thread, reads to the reader threads (`reader_pool`).
 
 use super::audit::AuditEntry;
 use super::config::LedgerOptions;
@@ -7,6 +7,7 @@ use super::dead_letter::DeadLetter;
 use super::derived;
 use super::entity::EntityState;
 use super::error::LedgerError;
+use super::reader_pool::{self, ReaderPool};
 use super::reads::LedgerReader;
 use super::repair_log::RepairLog;
 use super::schema;
@@ -26,6 +27,7 @@ pub struct Ledger {
 struct Inner {
     path: PathBuf,
     reader: LedgerReader,
+    readers: ReaderPool,
     sender: mpsc::Sender<Msg>,
     writer: Option<std::thread::JoinHandle<()>>,
     counters: Arc<Counters>,
@@ -34,9 +36,10 @@ struct Inner {
 }
 
 impl Drop for Inner {
-    /// Lets the writer finish what is queued, then waits for it, so the file is closed (and can
-    /// be reopened) as soon as the last handle is gone.
+    /// Lets the readers and the writer finish what is queued, then waits for them, so the
+    /// file is closed (and can be reopened) as soon as the last handle is gone.
     fn drop(&mut self) {
+        self.readers.shutdown();
         let _ = self.sender.send(Msg::Shutdown);
         if let Some(handle) = self.writer.take() {
             let _ = handle.join();
@@ -89,10 +92,14 @@ impl Ledger {
         let counters = Arc::new(Counters::default());
         let (sender, handle) = writer::spawn(db.clone(), counters.clone(), index.clone(), options)
             .map_err(|e| LedgerError::Storage(Arc::new(redb::Error::Io(e))))?;
+        let reader = LedgerReader::new(db, index);
+        let readers = ReaderPool::start(&reader, reader_pool::default_threads())
+            .map_err(|e| LedgerError::Storage(Arc::new(redb::Error::Io(e))))?;
         Ok(Ledger {
             inner: Arc::new(Inner {
                 path,
-                reader: LedgerReader::new(db, index),
+                reader,
+                readers,
                 sender,
                 writer: Some(handle),
                 counters,
@@ -177,10 +184,7 @@ impl Ledger {
         T: Send + 'static,
         F: FnOnce(&LedgerReader) -> Result<T, LedgerError> + Send + 'static,
     {
-        let reader = self.inner.reader.clone();
-        tokio::task::spawn_blocking(move || f(&reader))
-            .await
-            .map_err(|e| LedgerError::ReadTask(e.to_string()))?
+        self.inner.readers.read(f).await
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<EntityState>, LedgerError> {

@@ -32,6 +32,7 @@ mod error;
 mod handle;
 mod intent_index;
 mod link_index;
+mod reader_pool;
 mod reads;
 mod record;
 mod repair_log;

@@ -1,6 +1,6 @@
 //! Read queries. Each runs in its own redb read transaction (a consistent snapshot that never
 //! blocks the writer). These are blocking calls: async code goes through `Ledger`, which runs
-//! them on tokio's blocking pool; the CLI can call them directly.
+//! them on its reader threads (`reader_pool`); the CLI can call them directly.
 
 use super::audit::AuditEntry;
 use super::codec;
