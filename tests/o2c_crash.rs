@@ -18,7 +18,7 @@ use common::{
     sandbox_env, spawn_sync, sync_once,
 };
 
-const ORDERS: usize = 2400;
+const ORDERS: usize = 3000;
 const SEED: u64 = 2024;
 /// A rate-limit minute passes in half a second: the engine still has to pace itself, so a
 /// run lasts long enough to be killed in every stage.
@@ -288,7 +288,7 @@ async fn crash_repeatedly(env: &SandboxEnv, config: &Path) -> Vec<Kill> {
     // The window halves after a kill that let the backfill move on and widens after one
     // that did not, so kills keep landing mid-run however fast the engine has become (at
     // 3,000 orders/s a run of the whole backfill takes under a second).
-    let mut window_ms = 600;
+    let mut window_ms = 300;
     let mut last = AfterKill::default();
     while kills.len() < MIN_KILLS || !covered(&kills) {
         assert!(
@@ -336,7 +336,7 @@ async fn crash_repeatedly(env: &SandboxEnv, config: &Path) -> Vec<Kill> {
         // The window tracks the kills timed from the start of a run.
         if anchor == Anchor::Connected {
             window_ms = if progressed {
-                (window_ms / 2).max(40)
+                (window_ms / 2).max(20)
             } else {
                 window_ms + 300
             };

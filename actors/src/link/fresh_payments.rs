@@ -9,30 +9,56 @@
 //! An order found in `PaymentPosting` normally means "the call may have been made", and the
 //! payments stage looks the payment up before sending. For the batches the invoices stage
 //! just committed, only this process knows no call was made, so it notes them here (in
-//! memory: a restart empties it, and every leftover intent is looked up as before). A batch
-//! is sent on its note only whole, with the exact bodies and key its intents name, and only
-//! from states at the version the noted commit wrote; anything else takes the lookup path.
-//! A note is taken once: a second attempt is a retry.
+//! memory: a restart empties it, and every leftover intent is looked up as before). A note
+//! is made before the commit and confirmed after it (or dropped if any of its writes
+//! failed); the payments stage takes confirmed batches whole, reads their members, and sends
+//! a batch on its note only if every member is still at the version that commit wrote, with
+//! the exact bodies and key its intents name. Anything else takes the lookup path. A note is
+//! taken once: a second attempt is a retry. While a note waits for its confirmation, the
+//! payments stage leaves its orders alone (it would look them up otherwise); a note still
+//! unconfirmed after [`PENDING_LIMIT`] is dropped, so an invoices round that died between its
+//! commit and the confirmation cannot hold its orders back for good.
 
 use crate::fast_map::FastMap;
 use parking_lot::Mutex;
 use rust_decimal::Decimal;
 use serde_json::Value;
+use std::time::{Duration, Instant};
 
-use crate::ledger::EntityState;
+use crate::ledger::{EntityState, Stage};
 
-/// One order's place in a noted batch.
-#[derive(Debug, Clone)]
-struct Member {
-    batch: String,
-    /// The version the committed state has.
-    version: u64,
-    /// How many orders the batch holds.
-    size: usize,
-    /// Its position in the batch, so the bodies are sent in the order the key covers.
-    index: usize,
-    body: Value,
-    amount: Decimal,
+/// One order of a noted batch: its entity key, the version its committed state has, and its
+/// payment body and amount.
+pub type Member = (String, u64, Value, Decimal);
+
+/// How long a note may wait for its confirmation (normally microseconds: the invoices round
+/// confirms right after its commit returns).
+pub const PENDING_LIMIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+struct Noted {
+    members: Vec<Member>,
+    confirmed: bool,
+    at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Notes {
+    batches: FastMap<String, Noted>,
+    /// Entity key → the batch noting it.
+    holder: FastMap<String, String>,
+}
+
+impl Notes {
+    fn remove(&mut self, batch: &str) -> Option<Noted> {
+        let noted = self.batches.remove(batch)?;
+        for m in &noted.members {
+            if self.holder.get(&m.0).is_some_and(|b| b == batch) {
+                self.holder.remove(&m.0);
+            }
+        }
+        Some(noted)
+    }
 }
 
 /// A noted batch ready to send: the key its intents name, and its members in order.
@@ -43,70 +69,98 @@ pub struct FreshBatch {
 }
 
 #[derive(Debug, Default)]
-pub struct FreshPayments(Mutex<FastMap<String, Member>>);
+pub struct FreshPayments(Mutex<Notes>);
 
 impl FreshPayments {
-    /// `members` (entity key, version the commit will write, body, amount), in batch order,
-    /// are about to be committed with intents naming `batch`.
-    pub fn note(&self, batch: &str, members: Vec<(String, u64, Value, Decimal)>) {
-        let size = members.len();
+    /// `members`, in batch order, are about to be committed with intents naming `batch`.
+    pub fn note(&self, batch: &str, members: Vec<Member>) {
         let mut notes = self.0.lock();
-        for (index, (key, version, body, amount)) in members.into_iter().enumerate() {
-            notes.insert(
-                key,
-                Member {
-                    batch: batch.to_owned(),
-                    version,
-                    size,
-                    index,
-                    body,
-                    amount,
-                },
-            );
+        for m in &members {
+            notes.holder.insert(m.0.clone(), batch.to_owned());
+        }
+        notes.batches.insert(
+            batch.to_owned(),
+            Noted {
+                members,
+                confirmed: false,
+                at: Instant::now(),
+            },
+        );
+    }
+
+    /// Whether `key` belongs to a noted batch not taken yet: the payments stage leaves it to
+    /// that batch instead of looking it up.
+    pub fn holds(&self, key: &str) -> bool {
+        self.0.lock().holder.contains_key(key)
+    }
+
+    /// Every write of `batch` committed: the payments stage may take it.
+    pub fn confirm(&self, batch: &str) {
+        if let Some(n) = self.0.lock().batches.get_mut(batch) {
+            n.confirmed = true;
         }
     }
 
-    /// Drops every note of `batch` (one of its commits failed: the batch is not whole).
+    /// A write of `batch` failed: the batch is not whole, and its orders take the lookup path.
     pub fn forget_batch(&self, batch: &str) {
-        self.0.lock().retain(|_, m| m.batch != batch);
+        self.0.lock().remove(batch);
     }
 
-    /// Splits `stale` into the whole noted batches it holds and the rest. Every note met is
-    /// taken, whether its batch is whole or not: the rest go through the lookup.
-    pub fn take(&self, stale: Vec<EntityState>) -> (Vec<FreshBatch>, Vec<EntityState>) {
-        let mut groups: FastMap<String, Vec<(Member, EntityState)>> = FastMap::default();
-        let mut rest = Vec::new();
-        {
-            let mut notes = self.0.lock();
-            for s in stale {
-                match notes.remove(&s.key) {
-                    Some(m) if m.version == s.version => {
-                        groups.entry(m.batch.clone()).or_default().push((m, s))
-                    }
-                    _ => rest.push(s),
-                }
-            }
+    /// Takes every confirmed batch: `(key, members)`; drops notes unconfirmed for longer
+    /// than [`PENDING_LIMIT`].
+    pub fn take_confirmed(&self) -> Vec<(String, Vec<Member>)> {
+        let mut notes = self.0.lock();
+        let stale_before = Instant::now().checked_sub(PENDING_LIMIT);
+        let expired: Vec<String> = notes
+            .batches
+            .iter()
+            .filter(|(_, n)| !n.confirmed && stale_before.is_some_and(|t| n.at < t))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in expired {
+            tracing::warn!(batch = %k, "A payment batch's note was never confirmed; its orders are looked up instead.");
+            notes.remove(&k);
         }
-        let mut batches = Vec::new();
-        for (key, mut members) in groups {
-            let whole = members
-                .first()
-                .is_some_and(|(m, _)| m.size == members.len());
-            if whole {
-                members.sort_by_key(|(m, _)| m.index);
-                batches.push(FreshBatch {
-                    key,
-                    members: members
-                        .into_iter()
-                        .map(|(m, s)| (s, m.body, m.amount))
-                        .collect(),
-                });
-            } else {
-                rest.extend(members.into_iter().map(|(_, s)| s));
-            }
-        }
-        (batches, rest)
+        let keys: Vec<String> = notes
+            .batches
+            .iter()
+            .filter(|(_, n)| n.confirmed)
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| notes.remove(&k).map(|n| (k, n.members)))
+            .collect()
     }
+}
+
+/// The batches of `taken` whose every member `current` (read after the take, in the same
+/// order as the members, flattened) shows in `PaymentPosting` at the noted version.
+pub fn whole_batches(
+    taken: Vec<(String, Vec<Member>)>,
+    current: Vec<Option<EntityState>>,
+) -> Vec<FreshBatch> {
+    let mut current = current.into_iter();
+    let mut batches = Vec::new();
+    for (key, members) in taken {
+        let states: Vec<Option<EntityState>> = current.by_ref().take(members.len()).collect();
+        let whole = states.len() == members.len()
+            && members.iter().zip(&states).all(|((k, v, _, _), s)| {
+                s.as_ref().is_some_and(|s| {
+                    s.key == *k && s.version == *v && s.stage == Stage::PaymentPosting
+                })
+            });
+        if whole {
+            batches.push(FreshBatch {
+                key,
+                members: members
+                    .into_iter()
+                    .zip(states)
+                    .filter_map(|((_, _, body, amount), s)| Some((s?, body, amount)))
+                    .collect(),
+            });
+        }
+    }
+    batches
 }
 
 #[cfg(test)]
@@ -115,13 +169,14 @@ mod tests {
     use crate::ledger::EntityKind;
     use serde_json::json;
 
-    fn state(id: &str, version: u64) -> EntityState {
+    fn state(id: &str, version: u64, stage: Stage) -> EntityState {
         let mut s = EntityState::new(EntityKind::Order, id, json!({}));
         s.version = version;
+        s.stage = stage;
         s
     }
 
-    fn member(id: &str, version: u64) -> (String, u64, Value, Decimal) {
+    fn member(id: &str, version: u64) -> Member {
         (
             format!("order:{id}"),
             version,
@@ -130,47 +185,65 @@ mod tests {
         )
     }
 
-    fn keys(states: &[EntityState]) -> Vec<&str> {
-        states.iter().map(|s| s.key.as_str()).collect()
-    }
-
     #[test]
-    fn a_whole_batch_at_its_versions_is_fresh_once_and_in_its_order() {
+    fn only_confirmed_batches_are_taken_and_only_once() {
         let f = FreshPayments::default();
-        f.note("k1", vec![member("2", 4), member("1", 4)]);
-        let (batches, rest) = f.take(vec![state("1", 4), state("2", 4), state("3", 4)]);
-        assert_eq!(keys(&rest), ["order:3"], "never noted");
-        assert_eq!(batches.len(), 1);
-        assert_eq!(batches[0].key, "k1");
-        let order: Vec<&Value> = batches[0].members.iter().map(|m| &m.1).collect();
-        assert_eq!(order, [&json!({"id": "2"}), &json!({"id": "1"})]);
-        let (again, rest) = f.take(vec![state("1", 4), state("2", 4)]);
-        assert!(again.is_empty(), "the second attempt is a retry");
-        assert_eq!(rest.len(), 2);
-    }
-
-    #[test]
-    fn a_partial_batch_another_version_or_a_forgotten_batch_is_not_fresh() {
-        let f = FreshPayments::default();
-        f.note("k1", vec![member("1", 4), member("2", 4)]);
-        let (batches, rest) = f.take(vec![state("1", 4)]);
+        f.note("k1", vec![member("1", 4)]);
+        f.note("k2", vec![member("2", 4)]);
+        f.note("k3", vec![member("3", 4)]);
+        assert!(f.take_confirmed().is_empty(), "nothing committed yet");
+        assert!(f.holds("order:1") && f.holds("order:3"));
+        f.confirm("k1");
+        f.forget_batch("k2");
+        let taken = f.take_confirmed();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].0, "k1");
         assert!(
-            batches.is_empty(),
-            "half a batch cannot be sent under its key"
+            f.take_confirmed().is_empty(),
+            "the second attempt is a retry"
         );
-        assert_eq!(keys(&rest), ["order:1"]);
-        let (batches, _) = f.take(vec![state("2", 4)]);
-        assert!(batches.is_empty(), "its note was taken with the first half");
+        assert!(
+            !f.holds("order:1") && !f.holds("order:2"),
+            "taken or forgotten"
+        );
+        f.confirm("k2");
+        assert!(
+            f.take_confirmed().is_empty(),
+            "a forgotten batch stays forgotten"
+        );
+        f.confirm("k3");
+        assert_eq!(f.take_confirmed().len(), 1);
+    }
 
-        f.note("k2", vec![member("5", 4)]);
-        let (batches, rest) = f.take(vec![state("5", 6)]);
-        assert!(batches.is_empty(), "the order moved on since");
-        assert_eq!(rest.len(), 1);
-
-        f.note("k3", vec![member("7", 2), member("8", 2)]);
-        f.forget_batch("k3");
-        let (batches, rest) = f.take(vec![state("7", 2), state("8", 2)]);
-        assert!(batches.is_empty(), "a commit of the batch failed");
-        assert_eq!(rest.len(), 2);
+    #[test]
+    fn a_batch_is_sent_whole_at_its_versions_or_not_at_all() {
+        let taken = vec![
+            ("whole".to_owned(), vec![member("2", 4), member("1", 4)]),
+            ("moved".to_owned(), vec![member("5", 4), member("6", 4)]),
+            ("gone".to_owned(), vec![member("7", 2)]),
+        ];
+        let current = vec![
+            Some(state("2", 4, Stage::PaymentPosting)),
+            Some(state("1", 4, Stage::PaymentPosting)),
+            Some(state("5", 4, Stage::PaymentPosting)),
+            // Changed since the note (an operator, a retry): the batch is not sent on it.
+            Some(state("6", 5, Stage::PaymentPosting)),
+            None,
+        ];
+        let batches = whole_batches(taken, current);
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].key, "whole");
+        let order: Vec<(&str, &Value)> = batches[0]
+            .members
+            .iter()
+            .map(|(s, body, _)| (s.key.as_str(), body))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("order:2", &json!({"id": "2"})),
+                ("order:1", &json!({"id": "1"}))
+            ]
+        );
     }
 }

@@ -220,10 +220,12 @@ impl InvoicesWorker {
         }
         let fresh = with_payment_intents(ctx, &mut writes);
         let committed = commit_all(ctx, writes).await;
-        if let Some((batch, members)) = fresh
-            && members.iter().any(|&i| !committed[i])
-        {
-            ctx.fresh_payments.forget_batch(&batch);
+        if let Some((batch, members)) = fresh {
+            if members.iter().all(|&i| committed[i]) {
+                ctx.fresh_payments.confirm(&batch);
+            } else {
+                ctx.fresh_payments.forget_batch(&batch);
+            }
         }
         Ok(report)
     }

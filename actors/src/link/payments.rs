@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::contacts::chunk;
 use super::context::{LinkContext, bury, fail_or_bury, record_name};
+use super::fresh_payments::{FreshBatch, whole_batches};
 use super::intents::{Sendable, commit_intents, fail_sent, put_batch};
 use super::invoices::commit_all;
 use super::stage::{RoundError, RoundReport, StageWorker};
@@ -249,6 +250,25 @@ impl PaymentsWorker {
 }
 
 impl PaymentsWorker {
+    /// The confirmed noted batches whose members are all still as their commit left them.
+    async fn fresh_batches(&self) -> Result<Vec<FreshBatch>, RoundError> {
+        let taken = self.ctx.fresh_payments.take_confirmed();
+        if taken.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = taken
+            .iter()
+            .flat_map(|(_, members)| members.iter().map(|m| m.0.clone()))
+            .collect();
+        let current = self
+            .ctx
+            .ledger
+            .get_many(keys)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(whole_batches(taken, current))
+    }
+
     /// Magento's current copies (projected) of `orders`, by entity id.
     async fn current_copies(
         &self,
@@ -311,17 +331,31 @@ fn skipped(mut s: EntityState) -> Write {
 impl StageWorker for PaymentsWorker {
     async fn round(&self) -> Result<RoundReport, RoundError> {
         let ctx = &self.ctx;
-        let stale = ctx.due_in(Stage::PaymentPosting).await?;
+        // Batches the invoices stage committed and nobody sent: no lookup (`fresh_payments`).
+        // Taken first and read by key, so a batch is never split by the round's limit.
+        let fresh = self.fresh_batches().await?;
+        let sending: std::collections::HashSet<&str> = fresh
+            .iter()
+            .flat_map(|b| b.members.iter().map(|(s, _, _)| s.key.as_str()))
+            .collect();
+        let stale: Vec<EntityState> = ctx
+            .due_in(Stage::PaymentPosting)
+            .await?
+            .into_iter()
+            // Ours now, or still waiting for their invoices round to confirm them.
+            .filter(|s| !sending.contains(s.key.as_str()) && !ctx.fresh_payments.holds(&s.key))
+            .collect();
+        drop(sending);
         let ready = ctx.due_in(Stage::Invoiced).await?;
-        if stale.is_empty() && ready.is_empty() {
+        if stale.is_empty() && ready.is_empty() && fresh.is_empty() {
             return Ok(RoundReport::default());
         }
         let mut report = RoundReport {
-            picked: stale.len() + ready.len(),
+            picked: stale.len()
+                + ready.len()
+                + fresh.iter().map(|b| b.members.len()).sum::<usize>(),
             ..Default::default()
         };
-        // Batches the invoices stage committed and nobody sent: no lookup (`fresh_payments`).
-        let (fresh, stale) = ctx.fresh_payments.take(stale);
         let mut writes = Vec::new();
         let mut candidates = self.resolve(stale, &mut writes, &mut report).await;
         candidates.extend(ready);
