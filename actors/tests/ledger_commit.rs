@@ -26,6 +26,17 @@ async fn stored_order(ledger: &Ledger, id: &str) -> EntityState {
     ledger.get(&format!("order:{id}")).await.unwrap().unwrap()
 }
 
+/// Commits `ok`, and in the same transaction `doomed` followed by an illegal write, so the
+/// second request is rolled back alone; asserts that is what happened.
+async fn commit_beside_a_rollback(ledger: &Ledger, ok: Write, doomed: Write) {
+    let mut illegal = order("z");
+    illegal.stage = Stage::Paid;
+    let results = ledger
+        .commit_each(vec![vec![ok], vec![doomed, put(illegal, "ingest", "")]])
+        .await;
+    assert!(results[0].is_ok() && results[1].is_err(), "{results:?}");
+}
+
 /// Asserts `result` is a version conflict: `expected` given, `found` stored.
 fn assert_conflict<T: std::fmt::Debug>(result: &Result<T, LedgerError>, expected: u64, found: u64) {
     assert!(
@@ -765,19 +776,13 @@ async fn the_stage_and_intent_indexes_follow_commits_and_rollbacks_and_are_rebui
         let a = ledger.get("order:a").await.unwrap().unwrap();
         let b = ledger.get("order:b").await.unwrap().unwrap();
         let c = ledger.get("order:c").await.unwrap().unwrap();
-        let mut illegal = order("z");
-        illegal.stage = Stage::Paid;
-        let results = ledger
-            .commit_each(vec![
-                vec![put(moved(&b, "ik-b"), "contacts", "")],
-                // Moves c with an intent, then fails: c stays seen, its key stays free.
-                vec![
-                    put(moved(&c, "ik-c"), "contacts", ""),
-                    put(illegal, "ingest", ""),
-                ],
-            ])
-            .await;
-        assert!(results[0].is_ok() && results[1].is_err(), "{results:?}");
+        // Moves c with an intent, then fails: c stays seen, its key stays free.
+        commit_beside_a_rollback(
+            &ledger,
+            put(moved(&b, "ik-b"), "contacts", ""),
+            put(moved(&c, "ik-c"), "contacts", ""),
+        )
+        .await;
         assert_eq!(
             listed(ledger.by_stage(Stage::Seen, 10).await.unwrap()),
             ["order:a", "order:c"]
@@ -879,20 +884,14 @@ async fn the_link_index_follows_changes_and_rollbacks_and_is_rebuilt_at_open() {
             .await
             .unwrap();
         let a = ledger.get("order:a").await.unwrap().unwrap();
-        let mut illegal = order("z");
-        illegal.stage = Stage::Paid;
-        let results = ledger
-            .commit_each(vec![
-                // a's invoice id changes: the old one no longer finds it.
-                vec![put(linked(&a, "i-2"), "invoices", "")],
-                // b gains links, then its request fails: they are rolled back with it.
-                vec![
-                    put(linked(&b, "i-3"), "invoices", ""),
-                    put(illegal, "ingest", ""),
-                ],
-            ])
-            .await;
-        assert!(results[0].is_ok() && results[1].is_err(), "{results:?}");
+        // a's invoice id changes (the old one no longer finds it); b gains links, then its
+        // request fails, and they are rolled back with it.
+        commit_beside_a_rollback(
+            &ledger,
+            put(linked(&a, "i-2"), "invoices", ""),
+            put(linked(&b, "i-3"), "invoices", ""),
+        )
+        .await;
         assert!(
             ledger
                 .by_link("invoice_id", "i-1")
