@@ -9,7 +9,7 @@ use super::codec;
 use super::entity::StateHeader;
 use super::error::LedgerError;
 use super::intent_index::IntentIndex;
-use super::link_index::LinkIndex;
+use super::link_index::{LinkIndex, link_key};
 use super::stage_index::StageIndex;
 use super::tables::ENTITY_TO_STATE;
 
@@ -37,7 +37,7 @@ pub(crate) fn build(db: &Database) -> Result<Derived, LedgerError> {
             intents.push((intent.idempotency_key, key.to_owned()));
         }
         for (name, value) in header.links {
-            links.push((format!("{name}:{value}"), key.to_owned()));
+            links.push((link_key(&name, &value), key.to_owned()));
         }
         stages.push((header.stage, key.to_owned()));
     }

@@ -79,7 +79,9 @@ impl Ledger {
         let log = repair.clone();
         let db = redb::Builder::new()
             .set_cache_size(CACHE_BYTES)
-            .set_repair_callback(move |session| log.progress(session.progress()))
+            .set_repair_callback(move |session| {
+                log.progress(session.progress());
+            })
             .create(&path)
             .map_err(|e| LedgerError::Open {
                 path: path.clone(),

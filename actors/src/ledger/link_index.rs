@@ -12,6 +12,11 @@ use crate::fast_map::FastMap;
 
 use parking_lot::RwLock;
 
+/// The index's key for a link: `"{name}:{value}"`, e.g. `invoice_id:2f1c…`.
+pub(crate) fn link_key(name: &str, value: &str) -> String {
+    format!("{name}:{value}")
+}
+
 /// One link gained or lost by one entity in a transaction, in the order the writer made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LinkChange {

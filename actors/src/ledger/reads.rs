@@ -8,6 +8,7 @@ use super::dead_letter::DeadLetter;
 use super::derived::{self, Derived};
 use super::entity::{EntityState, StateHeader};
 use super::error::LedgerError;
+use super::link_index::link_key;
 use super::record::Record;
 use super::stage::{EntityKind, Stage};
 use super::tables::*;
@@ -197,7 +198,7 @@ impl LedgerReader {
                 link: name.to_owned(),
             });
         }
-        let keys = self.index.links.keys(&format!("{name}:{value}"));
+        let keys = self.index.links.keys(&link_key(name, value));
         let rtx = self.db.begin_read()?;
         states_for(&rtx, keys)
     }

@@ -29,8 +29,9 @@ impl RepairLog {
         }
     }
 
-    /// redb's repair callback: `fraction` of the file checked so far.
-    pub(crate) fn progress(&self, fraction: f64) {
+    /// redb's repair callback: `fraction` of the file checked so far. Returns the percentage
+    /// a progress line was logged for, if one was.
+    pub(crate) fn progress(&self, fraction: f64) -> Option<u64> {
         let mut state = self.state.lock();
         if state.started.is_none() {
             state.started = Some(Instant::now());
@@ -41,10 +42,12 @@ impl RepairLog {
         }
         // Truncation wanted: whole tenths done.
         let tenth = (fraction.clamp(0.0, 1.0) * 10.0) as u64;
-        if tenth > state.tenth {
-            state.tenth = tenth;
-            tracing::info!(path = %self.path.display(), done_percent = tenth * 10, "ledger check");
+        if tenth <= state.tenth {
+            return None;
         }
+        state.tenth = tenth;
+        tracing::info!(path = %self.path.display(), done_percent = tenth * 10, "ledger check");
+        Some(tenth * 10)
     }
 
     /// Called once the file is open; logs how long the repair took, if there was one.
@@ -59,5 +62,29 @@ impl RepairLog {
             "ledger checked and repaired; nothing committed was lost"
         );
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repair_logs_at_most_a_line_per_tenth_and_says_it_happened() {
+        let log = RepairLog::new(Path::new("t.redb"));
+        assert_eq!(
+            log.progress(0.0),
+            None,
+            "started: the warning, no progress line yet"
+        );
+        assert_eq!(log.progress(0.04), None);
+        assert_eq!(log.progress(0.34), Some(30));
+        assert_eq!(log.progress(0.36), None, "still in the same tenth");
+        assert_eq!(log.progress(1.0), Some(100));
+        assert!(log.finished(), "a repair happened");
+        assert!(
+            !RepairLog::new(Path::new("t.redb")).finished(),
+            "no callback, no repair"
+        );
     }
 }

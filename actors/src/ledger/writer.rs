@@ -15,7 +15,7 @@ use super::derived::Derived;
 use super::entity::{EntityState, StateHeader, StoredState};
 use super::error::LedgerError;
 use super::intent_index::IntentIndex;
-use super::link_index::LinkChange;
+use super::link_index::{LinkChange, link_key};
 use super::record::Record;
 use super::stage::{Stage, can_move};
 use super::stage_index::StageMove;
@@ -719,12 +719,12 @@ impl<'t> Tx<'t> {
         let old_links = old.map_or(&empty, |o| &o.links);
         for (n, v) in old_links {
             if new.links.get(n) != Some(v) && INDEXED_LINKS.contains(&n.as_str()) {
-                self.set_link(format!("{n}:{v}"), key, false);
+                self.set_link(link_key(n, v), key, false);
             }
         }
         for (n, v) in &new.links {
             if old_links.get(n) != Some(v) && INDEXED_LINKS.contains(&n.as_str()) {
-                self.set_link(format!("{n}:{v}"), key, true);
+                self.set_link(link_key(n, v), key, true);
             }
         }
         Ok(())

@@ -109,27 +109,29 @@ impl FreshPayments {
     /// Takes every confirmed batch: `(key, members)`; drops notes unconfirmed for longer
     /// than [`PENDING_LIMIT`].
     pub fn take_confirmed(&self) -> Vec<(String, Vec<Member>)> {
+        self.take_confirmed_at(Instant::now())
+    }
+
+    fn take_confirmed_at(&self, now: Instant) -> Vec<(String, Vec<Member>)> {
         let mut notes = self.0.lock();
-        let stale_before = Instant::now().checked_sub(PENDING_LIMIT);
-        let expired: Vec<String> = notes
+        let done: Vec<(String, bool)> = notes
             .batches
             .iter()
-            .filter(|(_, n)| !n.confirmed && stale_before.is_some_and(|t| n.at < t))
-            .map(|(k, _)| k.clone())
+            .filter(|(_, n)| n.confirmed || now.duration_since(n.at) > PENDING_LIMIT)
+            .map(|(k, n)| (k.clone(), n.confirmed))
             .collect();
-        for k in expired {
-            tracing::warn!(batch = %k, "A payment batch's note was never confirmed; its orders are looked up instead.");
-            notes.remove(&k);
+        let mut taken = Vec::new();
+        for (key, confirmed) in done {
+            let Some(noted) = notes.remove(&key) else {
+                continue;
+            };
+            if confirmed {
+                taken.push((key, noted.members));
+            } else {
+                tracing::warn!(batch = %key, "A payment batch's note was never confirmed; its orders are looked up instead.");
+            }
         }
-        let keys: Vec<String> = notes
-            .batches
-            .iter()
-            .filter(|(_, n)| n.confirmed)
-            .map(|(k, _)| k.clone())
-            .collect();
-        keys.into_iter()
-            .filter_map(|k| notes.remove(&k).map(|n| (k, n.members)))
-            .collect()
+        taken
     }
 }
 
@@ -213,6 +215,23 @@ mod tests {
         );
         f.confirm("k3");
         assert_eq!(f.take_confirmed().len(), 1);
+    }
+
+    #[test]
+    fn a_note_never_confirmed_stops_holding_its_orders_after_the_limit() {
+        let f = FreshPayments::default();
+        f.note("k1", vec![member("1", 4)]);
+        let now = Instant::now();
+        assert!(f.take_confirmed_at(now).is_empty());
+        assert!(f.holds("order:1"), "still waiting for its invoices round");
+        let later = now + PENDING_LIMIT + Duration::from_secs(1);
+        assert!(f.take_confirmed_at(later).is_empty(), "nothing to send");
+        assert!(!f.holds("order:1"), "the payments stage may look it up now");
+        f.confirm("k1");
+        assert!(
+            f.take_confirmed_at(later).is_empty(),
+            "dropped, not revived"
+        );
     }
 
     #[test]
