@@ -160,6 +160,7 @@ impl BackfillReport {
                 "calls_in_waiting_minutes": self.utilisation.calls_in_waiting_minutes,
                 "calls_allowed_in_waiting_minutes": round3(self.utilisation.allowed),
                 "per_minute": self.utilisation.per_minute,
+                "minutes": self.utilisation.minutes,
             },
             "orders_per_xero_minute": per(self.orders_synced as f64, self.simulated_minutes()),
             "orders_per_second": per(self.orders_synced as f64, secs),
@@ -198,8 +199,24 @@ pub struct Utilisation {
     pub minutes_waiting: u64,
     pub calls_in_waiting_minutes: u64,
     pub allowed: f64,
+    /// Every whole minute, counted or not: where a low ratio came from.
+    pub minutes: Vec<MinuteUse>,
     /// Every sample, in order; folded into the fields above by [`Utilisation::finish`].
     samples: Vec<BudgetSample>,
+}
+
+/// One whole simulated minute of the run, as the budget saw it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct MinuteUse {
+    pub calls: u64,
+    /// Callers queued at the minute's end (the minute is counted only if this is non-zero).
+    pub waiting_at_end: u32,
+    /// Share of the minute's samples that saw callers queued.
+    pub waiting_share: f64,
+    /// The sliding window's count and the calls in flight at the minute's end: which limit
+    /// held the queue.
+    pub window_used_at_end: u32,
+    pub in_flight_at_end: u32,
 }
 
 /// One look at the budget: when (simulated seconds since the start), calls so far, waiters.
@@ -208,6 +225,8 @@ pub struct BudgetSample {
     pub sim_secs: f64,
     pub calls_total: u64,
     pub waiting: u32,
+    pub window_used: u32,
+    pub in_flight: u32,
 }
 
 impl Utilisation {
@@ -233,10 +252,21 @@ impl Utilisation {
         let t0 = self.samples[first].sim_secs;
         let mut start = self.samples[first];
         let mut minute_end = t0 + 60.0;
+        let (mut seen, mut seen_waiting) = (0u32, 0u32);
         for &s in &self.samples[first + 1..] {
             if s.sim_secs < minute_end {
+                seen += 1;
+                seen_waiting += u32::from(s.waiting > 0);
                 continue;
             }
+            self.minutes.push(MinuteUse {
+                calls: s.calls_total.saturating_sub(start.calls_total),
+                waiting_at_end: s.waiting,
+                waiting_share: round3(f64::from(seen_waiting) / f64::from(seen.max(1))),
+                window_used_at_end: s.window_used,
+                in_flight_at_end: s.in_flight,
+            });
+            (seen, seen_waiting) = (0, 0);
             if s.waiting > 0 {
                 self.minutes_waiting += 1;
                 self.calls_in_waiting_minutes += s.calls_total.saturating_sub(start.calls_total);
@@ -254,18 +284,32 @@ impl Utilisation {
 }
 
 /// Samples the budget every simulated second until told to stop.
+///
+/// `setup_started` is when connecting began: its calls (token, organisation, tax rates,
+/// items) were made before the sampler existed but sit in the same sliding minute as the
+/// backfill's first calls, so the first minute starts there, with nothing counted yet.
 async fn sample_budget(
     ctx: Arc<LinkContext>,
     time_scale: f64,
+    setup_started: Instant,
     mut stop: watch::Receiver<bool>,
 ) -> Utilisation {
     let budget = ctx.xero.budget().clone();
     let mut util = Utilisation::new(budget.limits().per_minute);
-    let start = Instant::now();
+    let start = setup_started;
+    util.add(BudgetSample {
+        sim_secs: 0.0,
+        calls_total: 0,
+        waiting: 0,
+        window_used: 0,
+        in_flight: 0,
+    });
     let sample = |s: &BudgetSnapshot| BudgetSample {
         sim_secs: start.elapsed().as_secs_f64() * time_scale,
         calls_total: s.calls_total,
         waiting: s.waiting,
+        window_used: s.minute_used,
+        in_flight: s.in_flight,
     };
     let period = Duration::from_secs_f64(1.0 / time_scale).max(Duration::from_millis(1));
     let mut ticker = tokio::time::interval(period);
@@ -396,7 +440,12 @@ pub async fn backfill(opts: BackfillOptions) -> anyhow::Result<BackfillReport> {
     let setup = setup_started.elapsed();
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let sampler = tokio::spawn(sample_budget(ctx.clone(), opts.time_scale, stop_rx));
+    let sampler = tokio::spawn(sample_budget(
+        ctx.clone(),
+        opts.time_scale,
+        setup_started,
+        stop_rx,
+    ));
     let started = Instant::now();
     let link = Link::start(ctx.clone()).await?;
     let seeded = sandbox.counts().orders as u64;
@@ -634,6 +683,8 @@ mod tests {
             sim_secs,
             calls_total,
             waiting,
+            window_used: 0,
+            in_flight: 0,
         }
     }
 
@@ -673,6 +724,46 @@ mod tests {
         run(&mut u, 61, |t| u64::from(t.min(60) / 2) + 1, |_| 4);
         assert_eq!(u.minutes_waiting, 1);
         assert!((u.ratio().unwrap() - 30.0 / 60.0).abs() < 0.02, "{u:?}");
+    }
+
+    #[test]
+    fn calls_made_while_connecting_count_in_the_first_minute() {
+        // Connecting made 3 calls in the same sliding minute as the backfill's burst of 57:
+        // Xero allowed 60 in that minute and got 60.
+        let mut u = Utilisation::new(60);
+        run(
+            &mut u,
+            61,
+            |t| if t == 0 { 0 } else { 3 + 57 },
+            |t| u32::from(t > 0) * 9,
+        );
+        assert_eq!(u.minutes_waiting, 1);
+        assert_eq!(u.calls_in_waiting_minutes, 60);
+        assert_eq!(u.ratio(), Some(1.0));
+        assert_eq!(u.minutes.len(), 1);
+        assert_eq!(u.minutes[0].calls, 60);
+        assert_eq!(u.minutes[0].waiting_at_end, 9);
+    }
+
+    #[test]
+    fn every_whole_minute_is_listed_counted_or_not() {
+        // Two minutes: the first held a queue all along, the second ran out of work at 90 s.
+        let mut u = Utilisation::new(60);
+        run(
+            &mut u,
+            130,
+            |t| u64::from(t.min(90)),
+            |t| u32::from(t < 90) * 2,
+        );
+        assert_eq!(u.minutes.len(), 2);
+        assert_eq!(u.minutes[0].waiting_at_end, 2);
+        assert_eq!(u.minutes[0].waiting_share, 1.0);
+        assert_eq!(u.minutes[1].waiting_at_end, 0);
+        assert!((u.minutes[1].waiting_share - 0.5).abs() < 0.02, "{u:?}");
+        assert_eq!(
+            u.minutes_waiting, 1,
+            "only the first minute is set against its allowance"
+        );
     }
 
     #[test]
