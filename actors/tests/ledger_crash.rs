@@ -1,5 +1,8 @@
-//! kill -9 at random moments: every commit the child saw acknowledged must be in the file, and
-//! the file must open cleanly (and pass redb's integrity check) every time.
+//! kill -9 at random moments: every commit the child saw acknowledged that holds an intent
+//! must be in the file, and so must every commit acknowledged before one of those (a commit
+//! without an intent skips its fsync and is made durable by the next one that has one; see
+//! `ledger/durability.rs`); the file must open cleanly (and pass redb's integrity check)
+//! every time.
 //!
 //! The child is this same test binary re-executed with an environment variable, running the
 //! ignored `crash_child` test, which commits from several tasks in a loop and prints a line
@@ -18,11 +21,14 @@ const CHILD_ENV: &str = "TALLY_LEDGER_CRASH_CHILD";
 const ROUND_ENV: &str = "TALLY_LEDGER_CRASH_ROUND";
 const ACK: &str = "LEDGER-ACK";
 
-fn ack(key: &str, version: u64) {
+/// `durable`: the commit held an intent. `w`, `i`: which worker, which of its steps, so the
+/// parent knows which acknowledged commits came after which.
+fn ack(key: &str, version: u64, w: u64, step: u64, durable: bool) {
     // Straight to the process's stdout (not the test harness's capture), flushed per line so
     // the parent sees every ack that happened before the kill.
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{ACK} {key} {version}");
+    let kind = if durable { "D" } else { "N" };
+    let _ = writeln!(out, "{ACK} {key} {version} {w} {step} {kind}");
     let _ = out.flush();
 }
 
@@ -48,8 +54,16 @@ fn crash_child() {
             tokio::spawn(async move {
                 for i in 0u64.. {
                     let id = format!("r{round}-w{w}-{i:06}");
-                    let o =
+                    let mut o =
                         EntityState::new(EntityKind::Order, &id, json!({ "pad": padding, "i": i }));
+                    // As before a call: the intent makes this commit durable.
+                    o.intent = Some(Intent {
+                        op: "PUT Contacts".into(),
+                        idempotency_key: format!("contact-{id}"),
+                        body_sha256: String::new(),
+                        batch_id: format!("b-{w}-{i}"),
+                        committed_at_ms: 0,
+                    });
                     let key = o.key.clone();
                     let info = ledger
                         .commit(vec![Write::Put {
@@ -59,8 +73,10 @@ fn crash_child() {
                         }])
                         .await
                         .unwrap();
-                    ack(&key, info.versions[&key]);
+                    ack(&key, info.versions[&key], w, 2 * i, true);
+                    // The call's outcome: no intent left, so no fsync of its own.
                     let mut s = ledger.get(&key).await.unwrap().unwrap();
+                    s.intent = None;
                     s.stage = Stage::ContactReady;
                     s.links.insert("contact_id".into(), format!("c-{w}"));
                     let info = ledger
@@ -77,7 +93,7 @@ fn crash_child() {
                         ])
                         .await
                         .unwrap();
-                    ack(&key, info.versions[&key]);
+                    ack(&key, info.versions[&key], w, 2 * i + 1, false);
                 }
             })
         });
@@ -135,24 +151,45 @@ fn kill9_at_random_moments_loses_no_acknowledged_commit() {
         reader.join().unwrap();
         lines.extend(rx.try_iter());
 
-        let mut this_round = 0;
+        let mut this_round = Vec::new();
         for line in &lines {
             let Some(rest) = line.find(ACK).map(|at| &line[at + ACK.len()..]) else {
                 continue;
             };
-            let mut parts = rest.split_whitespace();
+            let parts: Vec<&str> = rest.split_whitespace().collect();
             // A line cut by the kill mid-write is not an acknowledgement the child finished
             // printing; skip anything that does not parse.
-            let (Some(key), Some(Ok(version))) =
-                (parts.next(), parts.next().map(str::parse::<u64>))
-            else {
+            let [key, version, w, step, kind] = parts.as_slice() else {
                 continue;
             };
-            let v = acked.entry(key.to_owned()).or_default();
-            *v = (*v).max(version);
-            this_round += 1;
+            let (Ok(version), Ok(w), Ok(step)) = (
+                version.parse::<u64>(),
+                w.parse::<u64>(),
+                step.parse::<u64>(),
+            ) else {
+                continue;
+            };
+            this_round.push((key.to_string(), version, w, step, *kind == "D"));
         }
-        assert!(this_round > 0, "round {round}: no acknowledgement parsed");
+        // A worker's steps are sequential: a durable commit acknowledged at step n made every
+        // one of its earlier steps durable too.
+        let mut last_durable: BTreeMap<u64, u64> = BTreeMap::new();
+        for (_, _, w, step, durable) in &this_round {
+            if *durable {
+                let last = last_durable.entry(*w).or_default();
+                *last = (*last).max(*step);
+            }
+        }
+        for (key, version, w, step, durable) in &this_round {
+            if *durable || last_durable.get(w).is_some_and(|last| step < last) {
+                let v = acked.entry(key.clone()).or_default();
+                *v = (*v).max(*version);
+            }
+        }
+        assert!(
+            !this_round.is_empty(),
+            "round {round}: no acknowledgement parsed"
+        );
 
         {
             let mut db = redb::Database::open(&path).unwrap_or_else(|e| {

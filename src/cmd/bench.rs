@@ -484,6 +484,8 @@ pub async fn backfill(opts: BackfillOptions) -> anyhow::Result<BackfillReport> {
             "commits": stats.commits,
             "rejected": stats.rejected,
             "largest_group": stats.largest_group,
+            "durable_transactions": stats.durable_transactions,
+            "hardened": stats.hardened,
             "orders_reused_parsed": ctx.parsed_orders.stats(),
         }),
         sandbox: sandbox_summary(&sim),

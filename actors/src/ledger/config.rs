@@ -14,6 +14,10 @@ pub struct LedgerConfig {
     /// Whether every commit also saves redb's allocator state (see [`LedgerOptions`]).
     #[serde(default)]
     pub quick_repair: bool,
+    /// Whether commits that hold no intent are made durable at once too (see
+    /// [`LedgerOptions`]).
+    #[serde(default)]
+    pub fsync_every_commit: bool,
 }
 
 /// How the ledger commits.
@@ -28,6 +32,12 @@ pub struct LedgerOptions {
     /// one doubles that wait on every order, all the time, to shorten a restart that only
     /// follows a crash. Either way nothing committed is lost.
     pub quick_repair: bool,
+    /// Off (the default), a commit that holds no intent (an outcome, an ingested order, a
+    /// cursor) skips its fsync and reaches the disk with the next commit that holds one, or
+    /// within 50 ms of the writer falling idle (`ledger/durability.rs`). A crash can lose
+    /// such a commit; its intent then remains, and a restart resolves it by lookup as after
+    /// any crash between a call and its outcome. On, every commit waits for its fsync.
+    pub fsync_every_commit: bool,
 }
 
 impl LedgerConfig {
@@ -39,6 +49,7 @@ impl LedgerConfig {
     pub fn options(&self) -> LedgerOptions {
         LedgerOptions {
             quick_repair: self.quick_repair,
+            fsync_every_commit: self.fsync_every_commit,
         }
     }
 }
@@ -54,6 +65,10 @@ mod tests {
         assert!(!plain.options().quick_repair);
         let quick: LedgerConfig = toml::from_str("path = \"t.redb\"\nquick_repair = true").unwrap();
         assert!(quick.options().quick_repair);
+        assert!(!quick.options().fsync_every_commit);
+        let every: LedgerConfig =
+            toml::from_str("path = \"t.redb\"\nfsync_every_commit = true").unwrap();
+        assert!(every.options().fsync_every_commit);
         assert!(toml::from_str::<LedgerConfig>("path = \"t\"\nquick_repare = true").is_err());
     }
 }

@@ -27,6 +27,7 @@ mod codec;
 mod config;
 mod dead_letter;
 mod derived;
+mod durability;
 mod entity;
 mod error;
 mod handle;

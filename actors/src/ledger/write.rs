@@ -124,4 +124,10 @@ pub struct LedgerStats {
     pub failed_transactions: u64,
     /// The most commit requests carried by one transaction.
     pub largest_group: u64,
+    /// Transactions committed durably (with an fsync); the rest held no intent (see
+    /// `ledger/durability.rs`).
+    pub durable_transactions: u64,
+    /// Empty durable commits made when the writer fell idle or stopped with undurable
+    /// commits pending.
+    pub hardened: u64,
 }

@@ -12,6 +12,7 @@ use super::codec;
 use super::config::LedgerOptions;
 use super::dead_letter::DeadLetter;
 use super::derived::Derived;
+use super::durability::{HARDEN_AFTER, needs_durability};
 use super::entity::{EntityState, StateHeader, StoredState};
 use super::error::LedgerError;
 use super::intent_index::IntentIndex;
@@ -50,6 +51,8 @@ pub(crate) struct Counters {
     rejected: AtomicU64,
     failed_transactions: AtomicU64,
     largest_group: AtomicU64,
+    durable: AtomicU64,
+    hardened: AtomicU64,
 }
 
 impl Counters {
@@ -60,6 +63,8 @@ impl Counters {
             rejected: self.rejected.load(Ordering::Relaxed),
             failed_transactions: self.failed_transactions.load(Ordering::Relaxed),
             largest_group: self.largest_group.load(Ordering::Relaxed),
+            durable_transactions: self.durable.load(Ordering::Relaxed),
+            hardened: self.hardened.load(Ordering::Relaxed),
         }
     }
 }
@@ -85,10 +90,29 @@ fn run(
     options: LedgerOptions,
 ) {
     let mut headers = HeaderCache::default();
+    // Whether a commit since the last durable one skipped its fsync (see `durability`).
+    let mut pending = false;
     loop {
-        let mut group = match rx.recv() {
+        let next = if pending {
+            match rx.recv_timeout(HARDEN_AFTER) {
+                Ok(m) => Ok(m),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    pending = !harden(db, counters);
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => Err(()),
+            }
+        } else {
+            rx.recv().map_err(|_| ())
+        };
+        let mut group = match next {
             Ok(Msg::Batch(b)) => b,
-            Ok(Msg::Shutdown) | Err(_) => return,
+            Ok(Msg::Shutdown) | Err(()) => {
+                if pending {
+                    harden(db, counters);
+                }
+                return;
+            }
         };
         let mut shutdown = false;
         while group.len() < MAX_GROUP {
@@ -101,9 +125,37 @@ fn run(
                 Err(_) => break,
             }
         }
-        commit_group(db, group, counters, &mut headers, index, options);
+        let durable = options.fsync_every_commit
+            || group.iter().flat_map(|r| &r.writes).any(needs_durability);
+        if commit_group(db, group, counters, &mut headers, index, options, durable) {
+            pending = !durable;
+        }
         if shutdown {
+            if pending {
+                harden(db, counters);
+            }
             return;
+        }
+    }
+}
+
+/// An empty durable commit: persists every undurable commit before it. `false` if it failed
+/// (they stay pending, and the next durable commit or idle moment tries again).
+fn harden(db: &Database, counters: &Counters) -> bool {
+    let result = (|| -> Result<(), LedgerError> {
+        let mut txn = db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        txn.commit()?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            counters.hardened.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "making the ledger's earlier commits durable failed");
+            false
         }
     }
 }
@@ -115,13 +167,17 @@ fn commit_group(
     headers: &mut HeaderCache,
     index: &Derived,
     options: LedgerOptions,
-) {
+    durable: bool,
+) -> bool {
     let size = group.len();
     let (writes, replies): (Vec<_>, Vec<_>) =
         group.into_iter().map(|r| (r.writes, r.reply)).unzip();
-    match run_transaction(db, writes, now_ms(), headers, index, options) {
+    match run_transaction(db, writes, now_ms(), headers, index, options, durable) {
         Ok(results) => {
             let transaction = counters.transactions.fetch_add(1, Ordering::Relaxed) + 1;
+            if durable {
+                counters.durable.fetch_add(1, Ordering::Relaxed);
+            }
             counters
                 .largest_group
                 .fetch_max(size as u64, Ordering::Relaxed);
@@ -138,6 +194,7 @@ fn commit_group(
                 // A requester that stopped waiting is not the writer's problem.
                 let _ = reply.send(result);
             }
+            true
         }
         Err(e) => {
             counters.failed_transactions.fetch_add(1, Ordering::Relaxed);
@@ -145,6 +202,7 @@ fn commit_group(
             for reply in replies {
                 let _ = reply.send(Err(e.clone()));
             }
+            false
         }
     }
 }
@@ -164,9 +222,14 @@ fn run_transaction(
     headers: &mut HeaderCache,
     index: &Derived,
     options: LedgerOptions,
+    durable: bool,
 ) -> Result<Vec<Result<CommitInfo, LedgerError>>, LedgerError> {
     let mut txn = db.begin_write()?;
-    txn.set_durability(Durability::Immediate)?;
+    txn.set_durability(if durable {
+        Durability::Immediate
+    } else {
+        Durability::None
+    })?;
     txn.set_quick_repair(options.quick_repair);
     let (results, written, moves, intents, links) = {
         let mut tx = Tx::open(&txn, now, headers, &index.intents)?;
