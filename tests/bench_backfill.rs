@@ -33,6 +33,8 @@ async fn a_budgeted_backfill_syncs_every_order_and_reports_the_budget() {
     let per_order = j["calls_per_order"].as_f64().unwrap();
     assert!((per_order - calls as f64 / 120.0).abs() < 1e-9);
     assert_eq!(j["budget"]["per_minute"], 60);
+    // The budget's minutes start before connecting, whose calls share the first one.
+    assert_eq!(j["budget"]["calls_sampled"], j["xero_calls"], "{j:#}");
     // Orders per Xero-minute is orders over the run's simulated minutes.
     let sim_minutes = j["wall_secs"].as_f64().unwrap() * 600.0 / 60.0;
     let opm = j["orders_per_xero_minute"].as_f64().unwrap();

@@ -155,3 +155,31 @@ async fn a_crash_right_after_an_outcome_keeps_at_least_its_intent() {
         None => assert_eq!(order.data.value()["invoice"], "posted"),
     }
 }
+
+#[tokio::test]
+async fn only_commits_that_hold_an_intent_wait_for_the_disk() {
+    for every in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = LedgerOptions {
+            fsync_every_commit: every,
+            ..LedgerOptions::default()
+        };
+        let ledger = Ledger::open_with(dir.path().join("t.redb"), options).unwrap();
+        ledger.commit(vec![put("1")]).await.unwrap();
+        let mut state = ledger.get("order:1").await.unwrap().unwrap();
+        state.intent = None;
+        let outcome = Write::Put {
+            state,
+            actor: "test".into(),
+            detail: "outcome".into(),
+        };
+        ledger.commit(vec![outcome]).await.unwrap();
+        let stats = ledger.stats();
+        assert_eq!(stats.transactions, 2);
+        let expected = if every { 2 } else { 1 };
+        assert_eq!(
+            stats.durable_transactions, expected,
+            "fsync_every_commit = {every}"
+        );
+    }
+}

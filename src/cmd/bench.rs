@@ -161,6 +161,7 @@ impl BackfillReport {
                 "calls_allowed_in_waiting_minutes": round3(self.utilisation.allowed),
                 "per_minute": self.utilisation.per_minute,
                 "minutes": self.utilisation.minutes,
+                "calls_sampled": self.utilisation.calls_sampled,
             },
             "orders_per_xero_minute": per(self.orders_synced as f64, self.simulated_minutes()),
             "orders_per_second": per(self.orders_synced as f64, secs),
@@ -201,6 +202,9 @@ pub struct Utilisation {
     pub allowed: f64,
     /// Every whole minute, counted or not: where a low ratio came from.
     pub minutes: Vec<MinuteUse>,
+    /// Calls between the first and the last sample: every call of the run, connecting
+    /// included, when the first sample precedes connecting as it should.
+    pub calls_sampled: u64,
     /// Every sample, in order; folded into the fields above by [`Utilisation::finish`].
     samples: Vec<BudgetSample>,
 }
@@ -244,6 +248,9 @@ impl Utilisation {
     /// Splits the samples into minutes from the first call and counts the minutes that
     /// ended with callers waiting. A last, partial minute never counts: the run ended in it.
     pub fn finish(&mut self) {
+        if let (Some(first), Some(last)) = (self.samples.first(), self.samples.last()) {
+            self.calls_sampled = last.calls_total.saturating_sub(first.calls_total);
+        }
         let Some(first) = self.samples.iter().position(|s| s.calls_total > 0) else {
             return;
         };
