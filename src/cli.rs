@@ -31,6 +31,8 @@ pub enum Command {
     Check(ConfigArg),
     /// Inspect and act on the dead-letter queue.
     Dlq(DlqArgs),
+    /// Export the open discrepancies between Magento and Xero (CSV or JSON).
+    Report(ReportArgs),
     /// Fix a mapping gap: write one rule into [mapping] (checked against the organisation
     /// first) and retry every dead letter it unblocks; through the daemon when one runs.
     Fix(crate::cmd::fix::FixArgs),
@@ -91,6 +93,24 @@ pub struct PlanArgs {
     /// The Magento order number (increment id), e.g. 000000123.
     #[arg(long)]
     pub order: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// `csv` (one row per discrepancy, for a spreadsheet) or `json`.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Csv)]
+    pub format: ReportFormat,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    pub output: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Csv,
+    Json,
 }
 
 #[derive(Debug, Args)]

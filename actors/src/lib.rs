@@ -7,5 +7,6 @@ pub mod link;
 pub mod magento;
 pub mod mapping;
 pub mod model;
+pub mod reconcile;
 pub mod retry;
 pub mod xero;

@@ -439,7 +439,9 @@ pub async fn backfill(opts: BackfillOptions) -> anyhow::Result<BackfillReport> {
         .await;
     }
     let raw = bench_config(&sandbox, &ledger_path, scratch.path(), &opts)?;
-    let cfg = link_config(&raw)?;
+    let mut cfg = link_config(&raw)?;
+    // The backfill is measured as `sync --once` runs it, without the reconciler's read-back.
+    cfg.settings.reconcile = false;
 
     let setup_started = Instant::now();
     let ledger = open_ledger(&cfg.ledger_path, cfg.ledger_options).await?;

@@ -68,6 +68,24 @@ impl SyncTable {
     }
 }
 
+/// Optional `[reconcile]`: the reconciler runs in the daemon and the console by default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileTable {
+    pub enabled: Option<bool>,
+    /// Seconds between passes (each reads only what Xero changed since the last one).
+    pub every_secs: Option<u64>,
+}
+
+impl ReconcileTable {
+    fn apply(&self, settings: &mut LinkSettings) {
+        settings.reconcile = self.enabled.unwrap_or(true);
+        if let Some(secs) = self.every_secs {
+            settings.reconcile_interval = Duration::from_secs(secs.max(1));
+        }
+    }
+}
+
 /// Reads every table the engine needs and validates the mapping rules.
 pub fn link_config(raw: &RawConfig) -> anyhow::Result<LinkConfig> {
     let ledger: LedgerConfig = raw.table("ledger")?;
@@ -89,6 +107,8 @@ pub fn link_config(raw: &RawConfig) -> anyhow::Result<LinkConfig> {
         ..LinkSettings::default()
     };
     sync.apply(&mut settings);
+    let reconcile: ReconcileTable = raw.table_or_default("reconcile")?;
+    reconcile.apply(&mut settings);
     Ok(LinkConfig {
         name: "link".into(),
         ledger_path: raw.resolve(&ledger.path),
@@ -110,8 +130,17 @@ pub async fn open_ledger(path: &Path, options: LedgerOptions) -> anyhow::Result<
 
 /// Loads the config, connects to both systems and returns the shared context (not started).
 pub async fn connect(config: &Path) -> anyhow::Result<(RawConfig, Arc<LinkContext>)> {
+    connect_tuned(config, |_| {}).await
+}
+
+/// [`connect`] with the settings adjusted first (`sync --once` runs no reconciler).
+pub async fn connect_tuned(
+    config: &Path,
+    tune: impl FnOnce(&mut LinkSettings),
+) -> anyhow::Result<(RawConfig, Arc<LinkContext>)> {
     let raw = RawConfig::load(config)?;
-    let cfg = link_config(&raw)?;
+    let mut cfg = link_config(&raw)?;
+    tune(&mut cfg.settings);
     let ledger = open_ledger(&cfg.ledger_path, cfg.ledger_options).await?;
     let ctx = Link::connect_with(cfg, ledger)
         .await

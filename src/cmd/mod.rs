@@ -13,6 +13,7 @@ pub mod dlq;
 pub mod engine;
 pub mod fix;
 pub mod plan;
+pub mod report;
 pub mod sandbox;
 pub mod sync;
 
@@ -24,6 +25,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::run(args).await,
         Command::Check(args) => check::run(args).await,
         Command::Dlq(args) => dlq::run(args).await,
+        Command::Report(args) => report::run(args).await,
         Command::Fix(args) => fix::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Daemon(args) => {

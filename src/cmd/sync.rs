@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use tally_actors::link::Link;
 
-use super::engine::{connect, init_logging};
+use super::engine::{connect_tuned, init_logging};
 use crate::cli::SyncArgs;
 
 /// How long `--once` waits for the backlog before giving up.
@@ -14,7 +14,9 @@ const ONCE_LIMIT: Duration = Duration::from_secs(6 * 3600);
 
 pub async fn run(args: SyncArgs) -> anyhow::Result<ExitCode> {
     init_logging();
-    let (_raw, ctx) = connect(&args.config.config).await?;
+    // Catching up and exiting needs no read-back of Xero; a long-running sync reconciles.
+    let once = args.once;
+    let (_raw, ctx) = connect_tuned(&args.config.config, |s| s.reconcile &= !once).await?;
     let link = Link::start(ctx.clone()).await?;
     if args.once {
         let finished = tokio::select! {

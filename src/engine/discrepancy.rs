@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-/// An invoice tally posted was voided or deleted by someone in Xero.
-pub const INVOICE_VOIDED_IN_XERO: &str = "invoice_voided_in_xero";
+pub use tally_actors::reconcile::kinds::INVOICE_VOIDED_IN_XERO;
 
 /// Used for a stored discrepancy without a `kind` (written before kinds existed).
 pub const UNKNOWN: &str = "unknown";

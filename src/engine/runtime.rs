@@ -353,7 +353,14 @@ impl EngineRuntime {
             }
             ConsoleCommand::ReconcileNow => {
                 self.link.kick_all();
-                Ok("every stage woken; the reconciler is not part of this build".into())
+                if self.link.stage_names().iter().any(|n| n == "reconcile") {
+                    Ok("reconciliation pass started; every stage woken".into())
+                } else {
+                    Ok(
+                        "every stage woken; the reconciler is off ([reconcile] enabled = false)"
+                            .into(),
+                    )
+                }
             }
             ConsoleCommand::Fix { key, rule } => self.fix(&key, &rule).await,
             ConsoleCommand::Quit => Ok("bye".into()),

@@ -268,6 +268,27 @@ impl XeroReader {
         serde_json::from_str(&text).expect("Xero JSON")
     }
 
+    /// `method {api}/{path}` with a JSON body, as someone working in Xero would; the
+    /// status and JSON body.
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+        let resp = self
+            .client
+            .request(method, format!("{}/{}", self.api_url, path))
+            .bearer_auth(self.token().await)
+            .header("xero-tenant-id", &self.tenant)
+            .header("accept", "application/json")
+            .json(&body)
+            .send()
+            .await
+            .expect("Xero write");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("Xero body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     /// Every element of `resource` (`Invoices`, `Payments`, `Contacts`, ...), paged 1,000 at
     /// a time as Xero allows.
     pub async fn all(&self, resource: &str) -> Vec<Value> {

@@ -42,6 +42,9 @@ pub struct LinkSettings {
     /// Bring Xero's tracked-item quantities back to Magento, read this often.
     pub stock: bool,
     pub stock_interval: Duration,
+    /// Run the reconciler (`reconcile`), and how often it reads Xero's changes back.
+    pub reconcile: bool,
+    pub reconcile_interval: Duration,
 }
 
 impl Default for LinkSettings {
@@ -60,6 +63,8 @@ impl Default for LinkSettings {
             bulk_wait: Duration::from_secs(30),
             stock: true,
             stock_interval: Duration::from_secs(60),
+            reconcile: false,
+            reconcile_interval: Duration::from_secs(300),
         }
     }
 }

@@ -31,6 +31,7 @@ use crate::ledger::{DeadLetter, Ledger, LedgerOptions, Stage, Write};
 use crate::magento::{MagentoClient, MagentoConfig};
 use crate::mapping::{MappingRules, OrgContext};
 use crate::model::Catalogue;
+use crate::reconcile::ReconcileWorker;
 use crate::xero::{XeroClient, XeroConfig};
 
 /// Everything needed to run a link, as read from the config file.
@@ -81,6 +82,7 @@ pub const STAGES: &[(&str, Option<Stage>)] = &[
     ("payments", Some(Stage::Invoiced)),
     ("writeback", Some(Stage::Paid)),
     ("stock", None),
+    ("reconcile", None),
 ];
 
 #[derive(Debug, Clone, Serialize)]
@@ -244,6 +246,17 @@ impl Link {
                 st,
                 vec![],
                 Schedule::Every(ctx.settings.stock_interval),
+            ));
+        }
+        if ctx.settings.reconcile {
+            let st = Arc::new(StageStats::default());
+            stats.push(("reconcile".to_owned(), st.clone()));
+            children.push(spec(
+                n("reconcile"),
+                Arc::new(ReconcileWorker::new(ctx.clone())),
+                st,
+                vec![],
+                Schedule::Every(ctx.settings.reconcile_interval),
             ));
         }
         let view = SupervisorView::default();

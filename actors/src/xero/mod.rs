@@ -8,6 +8,7 @@ mod client;
 mod config;
 mod error;
 mod lookup;
+mod ms_date;
 mod token;
 mod token_store;
 
@@ -20,5 +21,6 @@ pub use client::{XeroClient, XeroClientOptions, XeroCounters};
 pub use config::{Grant, XeroConfig};
 pub use error::XeroError;
 pub use lookup::{LOOKUP_CHUNK, PAGE_SIZE};
+pub use ms_date::parse_ms_date;
 pub use token::TokenSet;
 pub use token_store::{FileTokenStore, MemoryTokenStore, TokenStore, TokenStoreError};

@@ -1,0 +1,30 @@
+//! The stable names of discrepancy kinds: part of each stored discrepancy so `/metrics`,
+//! alerts, the console and the report group them without parsing keys or wording. They are a
+//! contract with dashboards and must not change once released.
+
+/// An invoice tally posted was voided or deleted by someone in Xero.
+pub const INVOICE_VOIDED_IN_XERO: &str = "invoice_voided_in_xero";
+/// Xero's invoice total no longer equals the order's grand total (lines edited in Xero).
+pub const INVOICE_TOTAL_DIFFERS: &str = "invoice_total_differs";
+/// tally applied the order's payment, but Xero no longer shows it (deleted in Xero).
+pub const PAYMENT_MISSING_IN_XERO: &str = "payment_missing_in_xero";
+
+/// Every kind the reconciler raises and closes: a discrepancy of another kind is never
+/// closed by a reconciliation pass.
+pub const RECONCILED: [&str; 3] = [
+    INVOICE_VOIDED_IN_XERO,
+    INVOICE_TOTAL_DIFFERS,
+    PAYMENT_MISSING_IN_XERO,
+];
+
+/// The discrepancy key of `kind` for `order` (`voided:order:000000123`). Voided keeps the
+/// prefix the webhook path has always written, so both paths raise the same discrepancy.
+pub fn key(kind: &str, order: &str) -> String {
+    let prefix = match kind {
+        INVOICE_VOIDED_IN_XERO => "voided",
+        INVOICE_TOTAL_DIFFERS => "total",
+        PAYMENT_MISSING_IN_XERO => "payment-missing",
+        other => other,
+    };
+    format!("{prefix}:{order}")
+}

@@ -1,0 +1,193 @@
+//! The reconciler's round: every invoice Xero changed since the last pass (all of them on
+//! the first), each compared with the order tally posted it for.
+//!
+//! Reading back by `If-Modified-Since` costs one call per hundred changed invoices, at the
+//! lowest priority of the shared budget, so live orders always go first; a webhook that was
+//! never delivered is caught here, because the change still shows in the sweep. The cursor
+//! is Xero's own newest `UpdatedDateUTC` (not this machine's clock), stepped back a minute
+//! so an invoice changed in the same instant is read again rather than missed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::diff::{findings, judged};
+use super::kinds;
+use crate::budget::Priority;
+use crate::ledger::{EntityKind, Stage, Write};
+use crate::link::LinkContext;
+use crate::link::stage::{RoundError, RoundReport, StageWorker, kick};
+use crate::model::money::parse_money;
+use crate::xero::parse_ms_date;
+
+/// The ledger cursor: the newest `UpdatedDateUTC` a pass has compared (RFC 3339).
+pub const CURSOR: &str = "xero.invoices.reconciled_through";
+const OVERLAP: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+const ACTOR: &str = "reconciler";
+
+pub struct ReconcileWorker {
+    ctx: Arc<LinkContext>,
+}
+
+impl ReconcileWorker {
+    pub fn new(ctx: Arc<LinkContext>) -> Self {
+        Self { ctx }
+    }
+
+    async fn since(&self) -> Result<Option<DateTime<Utc>>, RoundError> {
+        let cursor = self
+            .ctx
+            .ledger
+            .cursor(CURSOR)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(cursor
+            .as_ref()
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc) - OVERLAP))
+    }
+}
+
+/// The value stored for a finding: what the diff says, plus when it was first raised
+/// (kept from the stored one, so an open discrepancy keeps its age across passes).
+fn stored_value(finding: &Value, open: Option<&Value>, now: DateTime<Utc>) -> Value {
+    let mut v = finding.clone();
+    let raised = open
+        .and_then(|o| o.get("raised_at"))
+        .cloned()
+        .unwrap_or_else(|| json!(now.to_rfc3339()));
+    v["raised_at"] = raised;
+    v
+}
+
+impl StageWorker for ReconcileWorker {
+    async fn round(&self) -> Result<RoundReport, RoundError> {
+        let ctx = &self.ctx;
+        let since = self.since().await?;
+        let invoices = match since {
+            Some(t) => {
+                ctx.xero
+                    .invoices_modified_since(t, Priority::Backfill)
+                    .await
+            }
+            None => {
+                ctx.xero
+                    .list_paged("Invoices", &[], None, Priority::Backfill)
+                    .await
+            }
+        };
+        let invoices = match invoices {
+            Ok(v) => v,
+            Err(e) => {
+                // The next pass reads from the same cursor: nothing is skipped.
+                tracing::warn!(error = %e, "Reconciliation pass could not read Xero's invoices.");
+                return Ok(RoundReport {
+                    retrying: 1,
+                    ..Default::default()
+                });
+            }
+        };
+        let open: HashMap<String, Value> = ctx
+            .ledger
+            .discrepancies()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .collect();
+        let now = Utc::now();
+        let mut writes = Vec::new();
+        let mut moves = Vec::new();
+        let mut report = RoundReport::default();
+        let mut newest = None;
+        for invoice in &invoices {
+            if let Some(t) = invoice
+                .get("UpdatedDateUTC")
+                .and_then(Value::as_str)
+                .and_then(parse_ms_date)
+            {
+                newest = newest.max(Some(t));
+            }
+            let Some(id) = invoice.get("InvoiceID").and_then(Value::as_str) else {
+                continue;
+            };
+            let orders = ctx
+                .ledger
+                .by_link("invoice_id", id)
+                .await
+                .map_err(|e| e.to_string())?;
+            for order in orders {
+                if order.kind != EntityKind::Order || !judged(order.stage) {
+                    continue;
+                }
+                let grand_total = order
+                    .data
+                    .field("grand_total")
+                    .and_then(|v| parse_money(&v).ok());
+                let verdict = findings(&order, grand_total, invoice);
+                for kind in kinds::RECONCILED {
+                    let key = kinds::key(kind, &order.key);
+                    let stored = open.get(&key);
+                    match verdict.open.iter().find(|f| f.kind == kind) {
+                        Some(f) => {
+                            let value = stored_value(&f.value, stored, now);
+                            if stored != Some(&value) {
+                                tracing::warn!(order = %order.key, kind, "Discrepancy raised.");
+                                writes.push(Write::PutDiscrepancy { key, value });
+                                report.done += 1;
+                            }
+                        }
+                        None if stored.is_some() => {
+                            writes.push(Write::RemoveDiscrepancy { key });
+                            report.done += 1;
+                        }
+                        None => {}
+                    }
+                }
+                if verdict.paid_in_xero {
+                    let mut order = order;
+                    order.stage = Stage::Paid;
+                    order.retry_at_ms = None;
+                    moves.push(vec![Write::Put {
+                        state: order,
+                        actor: ACTOR.into(),
+                        detail: "invoice PAID in Xero (found by reconciliation)".into(),
+                    }]);
+                }
+            }
+        }
+        // Each move on its own: one refused (a stage moved the order meanwhile) must not
+        // hold back the others. The cursor only passes invoices whose orders all moved, so a
+        // refused one is compared again next pass.
+        let mut all_moved = true;
+        if !moves.is_empty() {
+            for r in ctx.ledger.commit_each(moves).await {
+                match r {
+                    Ok(_) => report.done += 1,
+                    Err(e) => {
+                        all_moved = false;
+                        tracing::debug!(error = %e, "Paid-in-Xero move not committed; next pass.");
+                    }
+                }
+            }
+            kick(&ctx.names.of("writeback"));
+        }
+        if let Some(t) = newest.filter(|_| all_moved) {
+            writes.push(Write::SetCursor {
+                name: CURSOR.into(),
+                value: json!(t.to_rfc3339()),
+            });
+        }
+        if !writes.is_empty() {
+            ctx.ledger.commit(writes).await.map_err(|e| e.to_string())?;
+        }
+        tracing::info!(
+            invoices = invoices.len(),
+            changes = report.done,
+            "Reconciliation pass done."
+        );
+        Ok(report)
+    }
+}

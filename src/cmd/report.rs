@@ -1,0 +1,118 @@
+//! `tally report`: the open discrepancies, for the finance team's spreadsheet or a script.
+//!
+//! Reads the ledger file directly, like `tally dlq`, so it needs no running engine; while a
+//! daemon holds the ledger the error says to stop it or use its console.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use super::engine::{link_config, open_ledger};
+use crate::cli::{ReportArgs, ReportFormat};
+use crate::config::RawConfig;
+use crate::engine::discrepancy::kind_of;
+
+/// The columns of the CSV export, in order.
+pub const COLUMNS: [&str; 6] = ["key", "kind", "order", "invoice_id", "raised_at", "detail"];
+
+fn text(v: &Value, field: &str) -> String {
+    match v.get(field) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// The CSV text of `open` (key → stored value), one row per discrepancy.
+pub fn to_csv(open: &[(String, Value)]) -> anyhow::Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(COLUMNS)?;
+    for (key, v) in open {
+        w.write_record([
+            key.clone(),
+            kind_of(v).to_owned(),
+            text(v, "order"),
+            text(v, "invoice_id"),
+            text(v, "raised_at"),
+            text(v, "detail"),
+        ])?;
+    }
+    Ok(String::from_utf8(w.into_inner()?)?)
+}
+
+/// The JSON export: every discrepancy with its key.
+pub fn to_json(open: &[(String, Value)]) -> Value {
+    Value::Array(
+        open.iter()
+            .map(|(key, v)| {
+                let mut row = v.clone();
+                if let Some(obj) = row.as_object_mut() {
+                    obj.insert("key".into(), Value::String(key.clone()));
+                    obj.insert("kind".into(), Value::String(kind_of(v).to_owned()));
+                }
+                row
+            })
+            .collect(),
+    )
+}
+
+pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let raw = RawConfig::load(&args.config.config)?;
+    let cfg = link_config(&raw)?;
+    let ledger = open_ledger(&cfg.ledger_path, cfg.ledger_options)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("{e:#}\n(if `tally daemon` is running it holds the ledger: stop it, or read the discrepancies in `tally console --attach`)")
+        })?;
+    let open = ledger.discrepancies().await?;
+    let body = match args.format {
+        ReportFormat::Csv => to_csv(&open)?,
+        ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&to_json(&open))?),
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, &body)
+            .with_context(|| format!("cannot write the report to {}", path.display()))?,
+        None => std::io::stdout().write_all(body.as_bytes())?,
+    }
+    eprintln!("{} open discrepancies", open.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn csv_quotes_details_and_keeps_one_row_per_discrepancy() {
+        let open = vec![
+            (
+                "total:order:000000001".to_owned(),
+                json!({"kind": "invoice_total_differs", "order": "order:000000001",
+                       "invoice_id": "abc", "raised_at": "2026-11-28T07:00:00+00:00",
+                       "detail": "Xero invoice 000000001 totals 9.95, grand total 10.00, \"edited\""}),
+            ),
+            ("old".to_owned(), json!({"detail": "written before kinds"})),
+        ];
+        let text = to_csv(&open).unwrap();
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        assert_eq!(
+            r.headers().unwrap(),
+            &csv::StringRecord::from(COLUMNS.to_vec())
+        );
+        let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(&rows[0][1], "invoice_total_differs");
+        assert!(
+            rows[0][5].ends_with("\"edited\""),
+            "quotes survive: {}",
+            &rows[0][5]
+        );
+        assert_eq!(&rows[1][1], "unknown");
+        let j = to_json(&open);
+        assert_eq!(j[0]["key"], "total:order:000000001");
+        assert_eq!(j[1]["kind"], "unknown");
+    }
+}

@@ -1,0 +1,217 @@
+//! The reconciler against the sandbox: after a clean backfill, someone works in Xero (edits
+//! an invoice's lines, voids one, deletes tally's payment of another, pays a fourth), and a
+//! reconciliation pass raises exactly those discrepancies, moves the order paid in Xero on to
+//! `Paid`, closes a discrepancy once Xero agrees again, and `tally report` exports them.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use common::{XeroReader, path_str, sandbox_env, sync_once, tally};
+use tally_actors::ledger::{EntityState, Ledger, Stage};
+use tally_actors::link::stage::StageWorker;
+use tally_actors::reconcile::ReconcileWorker;
+use tally_actors::reconcile::kinds;
+
+fn invoice_of(s: &EntityState) -> String {
+    s.links["invoice_id"].clone()
+}
+
+async fn open_keys(ctx: &tally_actors::link::LinkContext) -> BTreeSet<String> {
+    ctx.ledger
+        .discrepancies()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_raises_what_changed_in_xero_and_closes_what_agrees_again() {
+    let env = sandbox_env(31, 80, 120.0).await;
+    let (run, summary) = sync_once(&env.config).await;
+    assert_eq!(run.code, Some(0), "{summary}\n{}", run.stderr);
+
+    // Orders as the backfill left them: unpaid ones invoiced, paid ones written back.
+    let (unpaid, paid) = {
+        let ledger = Ledger::open(&env.ledger).unwrap();
+        let mut unpaid = Vec::new();
+        for stage in [Stage::Invoiced, Stage::Skipped] {
+            unpaid.extend(
+                ledger
+                    .by_stage(stage, 1000)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .filter(|s| s.links.contains_key("invoice_id")),
+            );
+        }
+        let paid: Vec<EntityState> = ledger
+            .by_stage(Stage::WrittenBack, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.key.starts_with("order:") && s.links.contains_key("payment_id"))
+            .collect();
+        (unpaid, paid)
+    };
+    assert!(
+        unpaid.len() >= 3 && !paid.is_empty(),
+        "{} unpaid, {} paid",
+        unpaid.len(),
+        paid.len()
+    );
+    let (edited, voided, paid_in_xero) = (&unpaid[0], &unpaid[1], &unpaid[2]);
+    let unpaid_by_tally = &paid[0];
+
+    let ctx = tally::cmd::engine::connect(&env.config).await.unwrap().1;
+    let worker = ReconcileWorker::new(ctx.clone());
+    let first = worker.round().await.unwrap();
+    assert_eq!(
+        first.done, 0,
+        "a clean backfill agrees with Xero: {first:?}"
+    );
+    assert!(open_keys(&ctx).await.is_empty());
+
+    // Someone works in Xero.
+    let xero = XeroReader::connect(&env.config).await;
+    let original =
+        xero.get(&format!("Invoices/{}", invoice_of(edited))).await["Invoices"][0].clone();
+    let mut lines = original["LineItems"].as_array().unwrap().clone();
+    lines.push(json!({"Description": "added in Xero", "Quantity": 1, "UnitAmount": 5, "AccountCode": "200"}));
+    let (st, body) = xero
+        .send(
+            Method::POST,
+            &format!("Invoices/{}", invoice_of(edited)),
+            json!({"Invoices": [{"LineItems": lines}]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = xero
+        .send(
+            Method::POST,
+            &format!("Invoices/{}", invoice_of(voided)),
+            json!({"Invoices": [{"Status": "VOIDED"}]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let payment_id = unpaid_by_tally.links["payment_id"].clone();
+    let (st, body) = xero
+        .send(
+            Method::POST,
+            &format!("Payments/{payment_id}"),
+            json!({"Payments": [{"Status": "DELETED"}]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let due = xero
+        .get(&format!("Invoices/{}", invoice_of(paid_in_xero)))
+        .await["Invoices"][0]["AmountDue"]
+        .clone();
+    let (st, body) = xero
+        .send(
+            Method::PUT,
+            "Payments",
+            json!({"Payments": [{"Invoice": {"InvoiceID": invoice_of(paid_in_xero)},
+                                 "Account": {"Code": "090"}, "Amount": due, "Date": "2026-11-28"}]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+
+    let second = worker.round().await.unwrap();
+    let open = open_keys(&ctx).await;
+    let expected: BTreeSet<String> = [
+        kinds::key(kinds::INVOICE_TOTAL_DIFFERS, &edited.key),
+        kinds::key(kinds::INVOICE_VOIDED_IN_XERO, &voided.key),
+        kinds::key(kinds::PAYMENT_MISSING_IN_XERO, &unpaid_by_tally.key),
+    ]
+    .into();
+    assert_eq!(open, expected, "{second:?}");
+    let all = ctx.ledger.discrepancies().await.unwrap();
+    let total = &all.iter().find(|(k, _)| k.starts_with("total:")).unwrap().1;
+    assert_eq!(total["kind"], kinds::INVOICE_TOTAL_DIFFERS);
+    let now_total =
+        xero.get(&format!("Invoices/{}", invoice_of(edited))).await["Invoices"][0]["Total"]
+            .to_string();
+    let detail = total["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("totals {now_total}"))
+            && detail.contains(&format!("grand total is {}", original["Total"])),
+        "names Xero's new total and Magento's: {detail}"
+    );
+    let moved = ctx.ledger.get(&paid_in_xero.key).await.unwrap().unwrap();
+    assert_eq!(moved.stage, Stage::Paid, "paid in Xero moves the order on");
+    let audit = ctx.ledger.audit_for(&paid_in_xero.key).await.unwrap();
+    assert_eq!(audit.last().unwrap().actor, "reconciler");
+
+    // Nothing changed since: a pass writes nothing and keeps each discrepancy's age.
+    let raised_at: Vec<Value> = all.iter().map(|(_, v)| v["raised_at"].clone()).collect();
+    let quiet = worker.round().await.unwrap();
+    assert_eq!(quiet.done, 0, "{quiet:?}");
+    let again: Vec<Value> = ctx
+        .ledger
+        .discrepancies()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, v)| v["raised_at"].clone())
+        .collect();
+    assert_eq!(raised_at, again);
+
+    // The edit is undone in Xero: that discrepancy closes, the others stay.
+    let (st, body) = xero
+        .send(
+            Method::POST,
+            &format!("Invoices/{}", invoice_of(edited)),
+            json!({"Invoices": [{"LineItems": original["LineItems"]}]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    worker.round().await.unwrap();
+    let open = open_keys(&ctx).await;
+    assert!(
+        !open.contains(&kinds::key(kinds::INVOICE_TOTAL_DIFFERS, &edited.key)),
+        "{open:?}"
+    );
+    assert_eq!(open.len(), 2, "{open:?}");
+    drop(worker);
+    let stopped = std::sync::Arc::try_unwrap(ctx).is_ok();
+    assert!(stopped, "the context is the ledger's last holder");
+
+    // The export, as the finance team gets it.
+    let csv_path = env.dir.path().join("discrepancies.csv");
+    let run = tally(&[
+        "report",
+        "--config",
+        path_str(&env.config),
+        "--output",
+        path_str(&csv_path),
+    ])
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let text = std::fs::read_to_string(&csv_path).unwrap();
+    let mut rows = csv::Reader::from_reader(text.as_bytes());
+    let kinds_found: BTreeSet<String> = rows.records().map(|r| r.unwrap()[1].to_owned()).collect();
+    assert_eq!(
+        kinds_found,
+        [
+            kinds::INVOICE_VOIDED_IN_XERO.to_owned(),
+            kinds::PAYMENT_MISSING_IN_XERO.to_owned()
+        ]
+        .into()
+    );
+    let run = tally(&[
+        "report",
+        "--config",
+        path_str(&env.config),
+        "--format",
+        "json",
+    ])
+    .await;
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+}
