@@ -30,7 +30,7 @@ pub struct ConsoleState {
     pub entity: Option<EntityView>,
     /// Entity keys answering the last [`crate::command::ConsoleCommand::Search`].
     pub search_results: Vec<String>,
-    /// Open discrepancies found by the reconciler; the console only shows the count for now.
+    /// Open discrepancies found by the reconciler (and Xero webhooks).
     pub discrepancies_open: u64,
     /// Open discrepancies by their stable kind (e.g. `invoice_voided_in_xero`); kinds with
     /// none open are absent.

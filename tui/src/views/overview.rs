@@ -263,15 +263,27 @@ fn draw_health(frame: &mut Frame, area: Rect, state: &ConsoleState, theme: Theme
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
-/// Placeholder until the reconciler publishes its own view: the count alone already tells the
-/// operator whether the two systems agree.
+/// Whether the two systems agree at a glance, and in what way they do not (by kind); the
+/// records themselves are in `tally report`.
 fn draw_discrepancies(frame: &mut Frame, area: Rect, state: &ConsoleState, theme: Theme) {
     let n = state.discrepancies_open;
     let style = if n > 0 { theme.warn() } else { theme.good() };
-    let line = Line::from(vec![
-        Span::styled(format!("Discrepancies: {} open", fmt::count(n)), style),
-        Span::styled("  c reconcile now", theme.dim()),
-    ]);
+    let kinds: Vec<String> = state
+        .discrepancies_by_kind
+        .iter()
+        .filter(|(_, k)| **k > 0)
+        .map(|(kind, k)| format!("{kind} {}", fmt::count(*k)))
+        .collect();
+    let mut spans = vec![Span::styled(
+        format!("Discrepancies: {} open", fmt::count(n)),
+        style,
+    )];
+    // The key hint before the kinds: on a narrow terminal the kinds are what is cut.
+    spans.push(Span::styled("  c reconcile now", theme.dim()));
+    if !kinds.is_empty() {
+        spans.push(Span::raw(format!("  {}", kinds.join(", "))));
+    }
+    let line = Line::from(spans);
     let block = Block::default().borders(Borders::ALL);
     frame.render_widget(Paragraph::new(line).block(block), area);
 }
