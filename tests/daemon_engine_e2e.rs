@@ -489,3 +489,63 @@ async fn bench_daemon_reports_idle_cost_and_push_latency() {
     }
     assert!(r["sigterm_exit_secs"].as_f64().unwrap() < 10.0, "{r}");
 }
+
+/// The reconciler runs inside the daemon on its schedule: an invoice voided in Xero whose
+/// webhook never came is found by a pass, counted in `/metrics`, and exported by
+/// `tally report` once the daemon has stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemons_reconciler_finds_a_voided_invoice_no_webhook_announced() {
+    let env = sandbox_env_with(SandboxOptions {
+        seed: 41,
+        orders: 30,
+        time_scale: 120.0,
+        ..SandboxOptions::default()
+    })
+    .await;
+    let (run, summary) = sync_once(&env.config).await;
+    assert_eq!(run.code, Some(0), "{summary}\n{}", run.stderr);
+    let unpaid = {
+        let ledger = tally_actors::ledger::Ledger::open(&env.ledger).unwrap();
+        ledger
+            .by_stage(tally_actors::ledger::Stage::Skipped, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.links.contains_key("invoice_id"))
+            .expect("an unpaid invoiced order")
+    };
+    let xero = XeroReader::connect(&env.config).await;
+    let (st, body) = xero
+        .send(
+            reqwest::Method::POST,
+            &format!("Invoices/{}", unpaid.links["invoice_id"]),
+            json!({"Invoices": [{"Status": "VOIDED"}]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+
+    let (config, base) = daemon_config(&env, "[reconcile]\nevery_secs = 1\n");
+    let log = env.dir.path().join("daemon.log");
+    let http = reqwest::Client::new();
+    let mut daemon = DaemonChild::spawn(&config, base.clone(), log);
+    daemon.wait_ready(&http).await;
+    let gauge = "tally_discrepancies_open{kind=\"invoice_voided_in_xero\"}";
+    eventually("the voided invoice in /metrics", &daemon, || async {
+        (sample(&metrics(&http, &base).await, gauge)? == 1.0).then_some(())
+    })
+    .await;
+    let (status, _) = daemon.sigterm().await;
+    assert!(status.success(), "{}", daemon.log_text());
+
+    let run = tally(&["report", "--config", path_str(&config), "--format", "json"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let rows = report.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{report}");
+    assert_eq!(rows[0]["order"], unpaid.key.as_str());
+    assert_eq!(rows[0]["kind"], "invoice_voided_in_xero");
+    assert!(
+        rows[0]["raised_at"].is_string(),
+        "raised by the reconciler: {report}"
+    );
+}
