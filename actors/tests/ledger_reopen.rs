@@ -508,3 +508,28 @@ async fn a_version_3_file_loses_its_link_table_and_finds_links_from_the_states()
         "the old link table is deleted"
     );
 }
+
+/// The creation time is written once, when the file is made, and kept across reopens: the
+/// reconciler's first pass starts there.
+#[tokio::test]
+async fn the_creation_time_is_set_once_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.redb");
+    let before = chrono::Utc::now().timestamp_millis() as u64;
+    let created = {
+        let ledger = Ledger::open(&path).unwrap();
+        ledger
+            .created_at_ms()
+            .await
+            .unwrap()
+            .expect("set at creation")
+    };
+    let after = chrono::Utc::now().timestamp_millis() as u64;
+    assert!(
+        (before..=after).contains(&created),
+        "{before} ≤ {created} ≤ {after}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let ledger = Ledger::open(&path).unwrap();
+    assert_eq!(ledger.created_at_ms().await.unwrap(), Some(created));
+}

@@ -270,6 +270,10 @@ impl Ledger {
         self.read(move |r| r.audit_tail(n)).await
     }
 
+    pub async fn created_at_ms(&self) -> Result<Option<u64>, LedgerError> {
+        self.read(|r| r.created_at_ms()).await
+    }
+
     pub async fn cursor(&self, name: &str) -> Result<Option<serde_json::Value>, LedgerError> {
         let name = name.to_owned();
         self.read(move |r| r.cursor(&name)).await

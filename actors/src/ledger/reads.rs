@@ -264,6 +264,14 @@ impl LedgerReader {
         Ok(out)
     }
 
+    /// When this ledger file was created (ms since the epoch): nothing tally wrote anywhere
+    /// is older. `None` for a file from before the field existed.
+    pub fn created_at_ms(&self) -> Result<Option<u64>, LedgerError> {
+        let rtx = self.db.begin_read()?;
+        let meta = rtx.open_table(META)?;
+        Ok(meta.get(META_CREATED_AT_MS)?.map(|g| g.value()))
+    }
+
     pub fn cursor(&self, name: &str) -> Result<Option<serde_json::Value>, LedgerError> {
         let rtx = self.db.begin_read()?;
         let table = rtx.open_table(CURSORS)?;

@@ -5,7 +5,8 @@
 //! lowest priority of the shared budget, so live orders always go first; a webhook that was
 //! never delivered is caught here, because the change still shows in the sweep. The cursor
 //! is Xero's own newest `UpdatedDateUTC` (not this machine's clock), stepped back a minute
-//! so an invoice changed in the same instant is read again rather than missed.
+//! so an invoice changed in the same instant is read again rather than missed. The first pass
+//! starts where the ledger did, not at the organisation's beginning.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +26,8 @@ use crate::xero::parse_ms_date;
 /// The ledger cursor: the newest `UpdatedDateUTC` a pass has compared (RFC 3339).
 pub const CURSOR: &str = "xero.invoices.reconciled_through";
 const OVERLAP: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+/// Allowance for this machine's clock running ahead of Xero's on the first pass.
+const FIRST_PASS_MARGIN: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 const ACTOR: &str = "reconciler";
 
 pub struct ReconcileWorker {
@@ -36,18 +39,24 @@ impl ReconcileWorker {
         Self { ctx }
     }
 
+    /// Where this pass starts reading: the cursor less [`OVERLAP`]; on the first pass, the
+    /// ledger's creation less [`FIRST_PASS_MARGIN`] (no invoice tally posted is older, so an
+    /// organisation's years of history are not read); everything if neither is known.
     async fn since(&self) -> Result<Option<DateTime<Utc>>, RoundError> {
-        let cursor = self
-            .ctx
-            .ledger
-            .cursor(CURSOR)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(cursor
+        let ledger = &self.ctx.ledger;
+        let cursor = ledger.cursor(CURSOR).await.map_err(|e| e.to_string())?;
+        if let Some(t) = cursor
             .as_ref()
             .and_then(Value::as_str)
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc) - OVERLAP))
+        {
+            return Ok(Some(t.with_timezone(&Utc) - OVERLAP));
+        }
+        let created = ledger.created_at_ms().await.map_err(|e| e.to_string())?;
+        Ok(created
+            .and_then(|ms| i64::try_from(ms).ok())
+            .and_then(DateTime::from_timestamp_millis)
+            .map(|t| t - FIRST_PASS_MARGIN))
     }
 }
 
