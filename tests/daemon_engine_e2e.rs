@@ -534,18 +534,24 @@ async fn the_daemons_reconciler_finds_a_voided_invoice_no_webhook_announced() {
         (sample(&metrics(&http, &base).await, gauge)? == 1.0).then_some(())
     })
     .await;
+    // The same report through the running daemon (it holds the ledger) and from the file
+    // once it has stopped.
+    let report = || async {
+        let run = tally(&["report", "--config", path_str(&config), "--format", "json"]).await;
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        let report: Value = serde_json::from_str(&run.stdout).unwrap();
+        let rows = report.as_array().unwrap().clone();
+        assert_eq!(rows.len(), 1, "{report}");
+        assert_eq!(rows[0]["order"], unpaid.key.as_str());
+        assert_eq!(rows[0]["kind"], "invoice_voided_in_xero");
+        assert!(
+            rows[0]["raised_at"].is_string(),
+            "raised by the reconciler: {report}"
+        );
+        rows
+    };
+    let through_daemon = report().await;
     let (status, _) = daemon.sigterm().await;
     assert!(status.success(), "{}", daemon.log_text());
-
-    let run = tally(&["report", "--config", path_str(&config), "--format", "json"]).await;
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
-    let report: Value = serde_json::from_str(&run.stdout).unwrap();
-    let rows = report.as_array().unwrap();
-    assert_eq!(rows.len(), 1, "{report}");
-    assert_eq!(rows[0]["order"], unpaid.key.as_str());
-    assert_eq!(rows[0]["kind"], "invoice_voided_in_xero");
-    assert!(
-        rows[0]["raised_at"].is_string(),
-        "raised by the reconciler: {report}"
-    );
+    assert_eq!(report().await, through_daemon);
 }

@@ -1,7 +1,7 @@
 //! `tally report`: the open discrepancies, for the finance team's spreadsheet or a script.
 //!
-//! Reads the ledger file directly, like `tally dlq`, so it needs no running engine; while a
-//! daemon holds the ledger the error says to stop it or use its console.
+//! When the config's daemon answers, the report comes through its control API (the daemon
+//! holds the ledger); otherwise it is read from the ledger file, so no engine need run.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -12,6 +12,8 @@ use serde_json::Value;
 use super::engine::{link_config, open_ledger};
 use crate::cli::{ReportArgs, ReportFormat};
 use crate::config::RawConfig;
+use crate::daemon::client::{ClientError, ControlClient};
+use crate::daemon::server::Settings;
 use crate::engine::discrepancy::kind_of;
 
 /// The columns of the CSV export, in order.
@@ -58,15 +60,33 @@ pub fn to_json(open: &[(String, Value)]) -> Value {
     )
 }
 
+/// The open discrepancies from the running daemon, or `None` when none answers.
+async fn from_daemon(raw: &RawConfig) -> anyhow::Result<Option<Vec<(String, Value)>>> {
+    let Ok(client) = ControlClient::from_config(&Settings::from_raw(raw)?.daemon) else {
+        return Ok(None);
+    };
+    match client.discrepancies().await {
+        Ok(Value::Array(rows)) => Ok(Some(
+            rows.into_iter()
+                .map(|row| (text(&row, "key"), row))
+                .collect(),
+        )),
+        Ok(other) => anyhow::bail!("the daemon answered with something else than a list: {other}"),
+        Err(ClientError::Unreachable { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let raw = RawConfig::load(&args.config.config)?;
-    let cfg = link_config(&raw)?;
-    let ledger = open_ledger(&cfg.ledger_path, cfg.ledger_options)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!("{e:#}\n(if `tally daemon` is running it holds the ledger: stop it, or read the discrepancies in `tally console --attach`)")
-        })?;
-    let open = ledger.discrepancies().await?;
+    let open = match from_daemon(&raw).await? {
+        Some(open) => open,
+        None => {
+            let cfg = link_config(&raw)?;
+            let ledger = open_ledger(&cfg.ledger_path, cfg.ledger_options).await?;
+            ledger.discrepancies().await?
+        }
+    };
     let body = match args.format {
         ReportFormat::Csv => to_csv(&open)?,
         ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&to_json(&open))?),

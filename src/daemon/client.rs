@@ -157,6 +157,14 @@ impl ControlClient {
         self.ok_json(res).await
     }
 
+    /// The open discrepancies, each with its `key` and `kind` (see `tally report`).
+    pub async fn discrepancies(&self) -> Result<serde_json::Value, ClientError> {
+        let res = self
+            .send(self.req(reqwest::Method::GET, "/api/v1/discrepancies"))
+            .await?;
+        self.ok_json(res).await
+    }
+
     /// `/readyz`: a 503 is an answer (not ready), not an error.
     pub async fn ready(&self) -> Result<ReadyReport, ClientError> {
         let res = self.send(self.req(reqwest::Method::GET, "/readyz")).await?;

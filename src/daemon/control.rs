@@ -142,6 +142,19 @@ pub async fn reload(State(app): State<AppState>) -> Response {
     reply(tokio::time::timeout(COMMAND_TIMEOUT, app.engine.reload()).await)
 }
 
+/// The open discrepancies, as `tally report --format json` prints them.
+pub async fn discrepancies(State(app): State<AppState>) -> Response {
+    match tokio::time::timeout(COMMAND_TIMEOUT, app.engine.discrepancies()).await {
+        Ok(Ok(open)) => Json(crate::cmd::report::to_json(&open)).into_response(),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, e).into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the engine did not answer in time",
+        )
+            .into_response(),
+    }
+}
+
 pub async fn reconcile(State(app): State<AppState>) -> Response {
     reply(
         tokio::time::timeout(

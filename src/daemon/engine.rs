@@ -27,6 +27,12 @@ pub trait DaemonEngine: Send + Sync + 'static {
     /// order, so the engine re-fetches the resource instead of trusting the event's order.
     fn xero_event(&self, event: XeroEvent) -> BoxFuture<'_, Result<(), String>>;
 
+    /// The open discrepancies (key and stored value), for `tally report` while the daemon holds
+    /// the ledger. An engine without a ledger has none.
+    fn discrepancies(&self) -> BoxFuture<'_, Result<Vec<(String, serde_json::Value)>, String>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     /// Re-read and validate the mapping rules; `Err` leaves the old rules in place.
     fn reload(&self) -> BoxFuture<'_, Result<String, String>>;
 

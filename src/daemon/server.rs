@@ -287,6 +287,7 @@ fn router(app: AppState, prom: metrics_exporter_prometheus::PrometheusHandle) ->
         .route("/commands", post(control::command))
         .route("/reload", post(control::reload))
         .route("/reconcile", post(control::reconcile))
+        .route("/discrepancies", get(control::discrepancies))
         .layer(RequestBodyLimitLayer::new(limit))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),

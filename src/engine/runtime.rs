@@ -430,6 +430,17 @@ impl DaemonEngine for EngineRuntime {
         self.subscribe()
     }
 
+    fn discrepancies(&self) -> BoxFuture<'_, Result<Vec<(String, serde_json::Value)>, String>> {
+        Box::pin(async move {
+            self.link
+                .ctx
+                .ledger
+                .discrepancies()
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
     fn command(&self, cmd: ConsoleCommand) -> BoxFuture<'_, Result<String, String>> {
         Box::pin(self.apply(cmd))
     }
