@@ -1,6 +1,7 @@
-//! The reconciler against the sandbox: after a backfill, someone works in Xero (voids an
-//! invoice before the first pass, then edits one's lines, deletes tally's payment of another,
-//! pays a fourth), and the passes raise exactly those discrepancies, moves the order paid in Xero on to
+//! The reconciler against the sandbox: after a backfill, Magento cancels an invoiced order and
+//! someone works in Xero (voids an invoice before the first pass, then edits one's lines,
+//! deletes tally's payment of another, pays a fourth), and the passes raise exactly those
+//! discrepancies, moves the order paid in Xero on to
 //! `Paid`, closes a discrepancy once Xero agrees again, and `tally report` exports them.
 
 mod common;
@@ -60,13 +61,31 @@ async fn a_pass_raises_what_changed_in_xero_and_closes_what_agrees_again() {
         (unpaid, paid)
     };
     assert!(
-        unpaid.len() >= 3 && !paid.is_empty(),
+        unpaid.len() >= 4 && !paid.is_empty(),
         "{} unpaid, {} paid",
         unpaid.len(),
         paid.len()
     );
     let (edited, voided, paid_in_xero) = (&unpaid[0], &unpaid[1], &unpaid[2]);
+    let cancelled = &unpaid[3];
     let unpaid_by_tally = &paid[0];
+
+    // Magento cancels an order tally already invoiced: the next sync raises it (ingest reads
+    // the cancellation), and Xero still has the invoice as owed.
+    let entity_id: i64 = cancelled.links["magento_entity_id"].parse().unwrap();
+    env.sandbox
+        .magento
+        .insert_order(json!({"entity_id": entity_id, "state": "canceled", "status": "canceled"}));
+    let (run, summary) = sync_once(&env.config).await;
+    assert_eq!(run.code, Some(0), "{summary}\n{}", run.stderr);
+    let cancelled_key = kinds::key(kinds::ORDER_CANCELLED_IN_MAGENTO, &cancelled.key);
+    {
+        let ledger = Ledger::open(&env.ledger).unwrap();
+        let open = ledger.discrepancies().await.unwrap();
+        assert_eq!(open.len(), 1, "{open:?}");
+        assert_eq!(open[0].0, cancelled_key);
+        assert_eq!(open[0].1["kind"], kinds::ORDER_CANCELLED_IN_MAGENTO);
+    }
 
     // An invoice voided before the reconciler ever ran: the first pass, which starts where
     // the ledger did, finds it and nothing else (the rest of the backfill agrees with Xero).
@@ -85,7 +104,12 @@ async fn a_pass_raises_what_changed_in_xero_and_closes_what_agrees_again() {
     assert_eq!(first.done, 1, "{first:?}");
     assert_eq!(
         open_keys(&ctx).await,
-        [kinds::key(kinds::INVOICE_VOIDED_IN_XERO, &voided.key)].into()
+        [
+            kinds::key(kinds::INVOICE_VOIDED_IN_XERO, &voided.key),
+            cancelled_key.clone()
+        ]
+        .into(),
+        "the cancellation stays open while Xero has the invoice as owed"
     );
 
     // Someone works in Xero.
@@ -130,6 +154,7 @@ async fn a_pass_raises_what_changed_in_xero_and_closes_what_agrees_again() {
         kinds::key(kinds::INVOICE_TOTAL_DIFFERS, &edited.key),
         kinds::key(kinds::INVOICE_VOIDED_IN_XERO, &voided.key),
         kinds::key(kinds::PAYMENT_MISSING_IN_XERO, &unpaid_by_tally.key),
+        cancelled_key.clone(),
     ]
     .into();
     assert_eq!(open, expected, "{second:?}");
@@ -164,7 +189,9 @@ async fn a_pass_raises_what_changed_in_xero_and_closes_what_agrees_again() {
         .collect();
     assert_eq!(raised_at, again);
 
-    // The edit is undone in Xero: that discrepancy closes, the others stay.
+    // The edit is undone in Xero, and the cancelled order's invoice voided there: both
+    // discrepancies close (a voided invoice of a cancelled order is agreement, not a new
+    // discrepancy), the others stay.
     let (st, body) = xero
         .send(
             Method::POST,
@@ -173,13 +200,24 @@ async fn a_pass_raises_what_changed_in_xero_and_closes_what_agrees_again() {
         )
         .await;
     assert_eq!(st, 200, "{body}");
+    let (st, body) = xero
+        .send(
+            Method::POST,
+            &format!("Invoices/{}", invoice_of(cancelled)),
+            json!({"Invoices": [{"Status": "VOIDED"}]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
     worker.round().await.unwrap();
     let open = open_keys(&ctx).await;
-    assert!(
-        !open.contains(&kinds::key(kinds::INVOICE_TOTAL_DIFFERS, &edited.key)),
-        "{open:?}"
+    assert_eq!(
+        open,
+        [
+            kinds::key(kinds::INVOICE_VOIDED_IN_XERO, &voided.key),
+            kinds::key(kinds::PAYMENT_MISSING_IN_XERO, &unpaid_by_tally.key),
+        ]
+        .into()
     );
-    assert_eq!(open.len(), 2, "{open:?}");
     drop(worker);
     let stopped = std::sync::Arc::try_unwrap(ctx).is_ok();
     assert!(stopped, "the context is the ledger's last holder");

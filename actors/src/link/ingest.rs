@@ -16,7 +16,8 @@ use crate::magento::PolledOrder;
 use crate::magento::{ChangedOrder, OrderCursor, OrderPoller};
 use crate::mapping::contact::contact_number;
 use crate::model::order_fields::project_record;
-use crate::model::{Json, JsonView};
+use crate::model::{Json, JsonView, Order};
+use crate::reconcile::diff::{cancelled_in_magento, is_cancelled, stored_value};
 
 pub const CURSOR: &str = "magento.orders";
 const ACTOR: &str = "ingest";
@@ -258,6 +259,7 @@ impl StageWorker for IngestWorker {
                 .map_err(|e| e.to_string())?
         };
         for (mut state, order, was_new, revision) in good {
+            let cancelled = cancelled_after_invoicing(&state, &order, was_new);
             let mut detail = if was_new {
                 "seen in Magento".to_owned()
             } else {
@@ -270,6 +272,10 @@ impl StageWorker for IngestWorker {
                     // Invoices reads it next, soon: keeping it spares that stage a parse.
                     ctx.keep_parsed(&state, Arc::new(order), revision);
                 }
+            }
+            if let Some(w) = cancelled {
+                detail.push_str("; cancelled in Magento after it was invoiced");
+                writes.push(w);
             }
             writes.push(Write::Put {
                 state,
@@ -284,6 +290,26 @@ impl StageWorker for IngestWorker {
         });
         settle(ctx.ledger.commit(writes).await.map(drop), report)
     }
+}
+
+/// The discrepancy an update raises when Magento cancelled an order whose invoice tally
+/// already posted (and which has no payment to refund: a paid order takes no updates). The
+/// reconciler closes it once Xero's invoice is voided.
+fn cancelled_after_invoicing(state: &EntityState, order: &Order, was_new: bool) -> Option<Write> {
+    let invoiced = matches!(state.stage, Stage::Invoiced | Stage::Skipped);
+    if was_new || !invoiced || !is_cancelled(order.state.as_deref()) {
+        return None;
+    }
+    let invoice_id = state.links.get("invoice_id")?;
+    let number = state
+        .links
+        .get("invoice_number")
+        .map_or(order.increment_id.as_str(), String::as_str);
+    let finding = cancelled_in_magento(state, invoice_id, number);
+    Some(Write::PutDiscrepancy {
+        key: finding.key,
+        value: stored_value(&finding.value, None, chrono::Utc::now()),
+    })
 }
 
 /// The round's result once its commit is done.

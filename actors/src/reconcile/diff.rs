@@ -1,6 +1,7 @@
 //! One order against its Xero invoice: which discrepancies are open, and whether the order
 //! should move on because Xero has it paid.
 
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -40,6 +41,38 @@ fn money(invoice: &Value, field: &str) -> Option<Decimal> {
     invoice.get(field).and_then(|v| parse_money(v).ok())
 }
 
+/// The discrepancy of an order cancelled in Magento whose invoice Xero still holds: built in
+/// one place so ingest (which reads the cancellation) and the reconciler (which keeps it open
+/// until Xero agrees) store the same value.
+pub fn cancelled_in_magento(order: &EntityState, invoice_id: &str, number: &str) -> Finding {
+    let name = order.key.trim_start_matches("order:");
+    finding(
+        kinds::ORDER_CANCELLED_IN_MAGENTO,
+        order,
+        invoice_id,
+        format!(
+            "order {name} was cancelled in Magento after tally posted Xero invoice {number}; void or credit it in Xero"
+        ),
+    )
+}
+
+/// The value stored for a finding: what the diff says, plus when it was first raised (kept
+/// from the stored one, so an open discrepancy keeps its age across passes).
+pub fn stored_value(finding: &Value, open: Option<&Value>, now: DateTime<Utc>) -> Value {
+    let mut v = finding.clone();
+    let raised = open
+        .and_then(|o| o.get("raised_at"))
+        .cloned()
+        .unwrap_or_else(|| json!(now.to_rfc3339()));
+    v["raised_at"] = raised;
+    v
+}
+
+/// Whether a stored order record says Magento cancelled the order.
+pub fn is_cancelled(record_state: Option<&str>) -> bool {
+    record_state == Some("canceled")
+}
+
 fn finding(kind: &'static str, order: &EntityState, invoice_id: &str, detail: String) -> Finding {
     Finding {
         key: kinds::key(kind, &order.key),
@@ -53,9 +86,14 @@ fn finding(kind: &'static str, order: &EntityState, invoice_id: &str, detail: St
     }
 }
 
-/// Compares `order` (with Magento's `grand_total`, in the order's currency) with `invoice`,
-/// Xero's current copy of the invoice tally posted for it.
-pub fn findings(order: &EntityState, grand_total: Option<Decimal>, invoice: &Value) -> Verdict {
+/// Compares `order` (with Magento's `grand_total`, in the order's currency, and whether
+/// Magento cancelled it) with `invoice`, Xero's current copy of the invoice tally posted.
+pub fn findings(
+    order: &EntityState,
+    grand_total: Option<Decimal>,
+    cancelled: bool,
+    invoice: &Value,
+) -> Verdict {
     let mut verdict = Verdict::default();
     if !judged(order.stage) {
         return verdict;
@@ -73,7 +111,18 @@ pub fn findings(order: &EntityState, grand_total: Option<Decimal>, invoice: &Val
         .get("Status")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    if matches!(status, "VOIDED" | "DELETED") {
+    let voided = matches!(status, "VOIDED" | "DELETED");
+    if cancelled {
+        // Both sides agree once Xero's invoice is voided; until then only the cancellation
+        // is the discrepancy (its total and payment no longer matter).
+        if !voided {
+            verdict
+                .open
+                .push(cancelled_in_magento(order, invoice_id, number));
+        }
+        return verdict;
+    }
+    if voided {
         verdict.open.push(finding(
             kinds::INVOICE_VOIDED_IN_XERO,
             order,
@@ -146,6 +195,10 @@ mod tests {
                "Total": total, "AmountDue": due})
     }
 
+    fn findings_(order: &EntityState, total: Option<Decimal>, invoice: &Value) -> Verdict {
+        findings(order, total, false, invoice)
+    }
+
     fn kinds_of(v: &Verdict) -> Vec<&str> {
         v.open.iter().map(|f| f.kind).collect()
     }
@@ -160,7 +213,7 @@ mod tests {
             // Paid in Xero and seen by a webhook: no payment of tally's to miss.
             (Stage::WrittenBack, false, "PAID", "0.00"),
         ] {
-            let v = findings(
+            let v = findings_(
                 &order(stage, paid),
                 Some(dec!(10.00)),
                 &invoice(status, "10.00", due),
@@ -171,7 +224,7 @@ mod tests {
 
     #[test]
     fn a_voided_invoice_is_one_discrepancy_under_the_webhooks_key() {
-        let v = findings(
+        let v = findings_(
             &order(Stage::WrittenBack, true),
             Some(dec!(10)),
             &invoice("VOIDED", "10.00", "0.00"),
@@ -189,7 +242,7 @@ mod tests {
 
     #[test]
     fn a_total_edited_in_xero_names_both_totals_and_the_difference() {
-        let v = findings(
+        let v = findings_(
             &order(Stage::Invoiced, false),
             Some(dec!(10.00)),
             &invoice("AUTHORISED", "9.95", "9.95"),
@@ -201,7 +254,7 @@ mod tests {
             "{detail}"
         );
         // Equal to the cent, however written: no discrepancy.
-        let v = findings(
+        let v = findings_(
             &order(Stage::Invoiced, false),
             Some(dec!(10)),
             &invoice("AUTHORISED", "10.00", "10.00"),
@@ -211,7 +264,7 @@ mod tests {
 
     #[test]
     fn a_payment_removed_in_xero_is_raised_and_one_made_in_xero_moves_the_order() {
-        let v = findings(
+        let v = findings_(
             &order(Stage::WrittenBack, true),
             Some(dec!(10)),
             &invoice("AUTHORISED", "10.00", "10.00"),
@@ -223,12 +276,46 @@ mod tests {
                 .unwrap()
                 .contains("pay-1")
         );
-        let v = findings(
+        let v = findings_(
             &order(Stage::Invoiced, false),
             Some(dec!(10)),
             &invoice("PAID", "10.00", "0.00"),
         );
         assert!(v.paid_in_xero && v.open.is_empty());
+    }
+
+    #[test]
+    fn a_cancelled_order_is_open_until_xero_voids_its_invoice_and_then_nothing_is() {
+        let o = order(Stage::Skipped, false);
+        let v = findings(
+            &o,
+            Some(dec!(10)),
+            true,
+            &invoice("AUTHORISED", "10.00", "10.00"),
+        );
+        assert_eq!(kinds_of(&v), [kinds::ORDER_CANCELLED_IN_MAGENTO]);
+        assert_eq!(v.open[0], cancelled_in_magento(&o, "inv-1", "100000042"));
+        assert_eq!(v.open[0].key, "cancelled:order:100000042");
+        // Paid in Xero or not, a cancelled order does not move on.
+        let v = findings(&o, Some(dec!(10)), true, &invoice("PAID", "10.00", "0.00"));
+        assert_eq!(kinds_of(&v), [kinds::ORDER_CANCELLED_IN_MAGENTO]);
+        assert!(!v.paid_in_xero);
+        let v = findings(
+            &o,
+            Some(dec!(10)),
+            true,
+            &invoice("VOIDED", "10.00", "0.00"),
+        );
+        assert_eq!(
+            v,
+            Verdict::default(),
+            "cancelled and voided: the books agree"
+        );
+        assert!(
+            is_cancelled(Some("canceled"))
+                && !is_cancelled(Some("complete"))
+                && !is_cancelled(None)
+        );
     }
 
     #[test]
@@ -239,7 +326,7 @@ mod tests {
             Stage::Dead,
             Stage::Seen,
         ] {
-            let v = findings(
+            let v = findings_(
                 &order(stage, true),
                 Some(dec!(10)),
                 &invoice("VOIDED", "1.00", "1.00"),

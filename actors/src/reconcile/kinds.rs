@@ -8,13 +8,18 @@ pub const INVOICE_VOIDED_IN_XERO: &str = "invoice_voided_in_xero";
 pub const INVOICE_TOTAL_DIFFERS: &str = "invoice_total_differs";
 /// tally applied the order's payment, but Xero no longer shows it (deleted in Xero).
 pub const PAYMENT_MISSING_IN_XERO: &str = "payment_missing_in_xero";
+/// The order was cancelled in Magento after tally posted its invoice, which Xero still has
+/// as owed. Raised by ingest when it reads the cancellation; closed by the reconciler once
+/// the invoice is voided (or deleted) in Xero.
+pub const ORDER_CANCELLED_IN_MAGENTO: &str = "order_cancelled_in_magento";
 
 /// Every kind the reconciler raises and closes: a discrepancy of another kind is never
 /// closed by a reconciliation pass.
-pub const RECONCILED: [&str; 3] = [
+pub const RECONCILED: [&str; 4] = [
     INVOICE_VOIDED_IN_XERO,
     INVOICE_TOTAL_DIFFERS,
     PAYMENT_MISSING_IN_XERO,
+    ORDER_CANCELLED_IN_MAGENTO,
 ];
 
 /// The discrepancy key of `kind` for `order` (`voided:order:000000123`). Voided keeps the
@@ -24,6 +29,7 @@ pub fn key(kind: &str, order: &str) -> String {
         INVOICE_VOIDED_IN_XERO => "voided",
         INVOICE_TOTAL_DIFFERS => "total",
         PAYMENT_MISSING_IN_XERO => "payment-missing",
+        ORDER_CANCELLED_IN_MAGENTO => "cancelled",
         other => other,
     };
     format!("{prefix}:{order}")

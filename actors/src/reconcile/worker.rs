@@ -14,7 +14,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::diff::{findings, judged};
+use super::diff::{findings, is_cancelled, judged, stored_value};
 use super::kinds;
 use crate::budget::Priority;
 use crate::ledger::{EntityKind, Stage, Write};
@@ -58,18 +58,6 @@ impl ReconcileWorker {
             .and_then(DateTime::from_timestamp_millis)
             .map(|t| t - FIRST_PASS_MARGIN))
     }
-}
-
-/// The value stored for a finding: what the diff says, plus when it was first raised
-/// (kept from the stored one, so an open discrepancy keeps its age across passes).
-fn stored_value(finding: &Value, open: Option<&Value>, now: DateTime<Utc>) -> Value {
-    let mut v = finding.clone();
-    let raised = open
-        .and_then(|o| o.get("raised_at"))
-        .cloned()
-        .unwrap_or_else(|| json!(now.to_rfc3339()));
-    v["raised_at"] = raised;
-    v
 }
 
 impl StageWorker for ReconcileWorker {
@@ -135,7 +123,9 @@ impl StageWorker for ReconcileWorker {
                     .data
                     .field("grand_total")
                     .and_then(|v| parse_money(&v).ok());
-                let verdict = findings(&order, grand_total, invoice);
+                let state = order.data.field("state");
+                let cancelled = is_cancelled(state.as_ref().and_then(Value::as_str));
+                let verdict = findings(&order, grand_total, cancelled, invoice);
                 for kind in kinds::RECONCILED {
                     let key = kinds::key(kind, &order.key);
                     let stored = open.get(&key);
