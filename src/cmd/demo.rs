@@ -8,7 +8,10 @@
 //!   order and field named; 40 seconds later "the shop fixes it" in Magento, and a retry from
 //!   the console (`r` on the Errors view) then goes through;
 //! - once a minute Xero has a bad patch (a 5xx storm for 15 seconds): work retries, some of
-//!   it runs out of attempts and is dead-lettered; `R` retries it all once Xero is healthy.
+//!   it runs out of attempts and is dead-lettered; `R` retries it all once Xero is healthy;
+//! - every two minutes or so the shop cancels an unpaid order tally has already invoiced: the
+//!   console counts an open discrepancy (`order_cancelled_in_magento`) until the invoice is
+//!   voided in Xero, and the reconciler reads Xero back every 15 seconds.
 //!
 //! Without a terminal (or with `--headless`), the demo prints a status line every few
 //! seconds instead of drawing the console.
@@ -20,6 +23,7 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::Value;
+use tally_actors::ledger::{Ledger, Stage};
 use tally_fixtures::faults::FaultProfile;
 use tally_fixtures::sandbox::{Sandbox, SandboxOptions};
 
@@ -53,10 +57,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .replace(&format!("\"{DEMO_GAP}\" = \"{DEMO_FIX}\", "), "");
     std::fs::write(
         &config,
-        format!("{text}\n[sync]\nmax_attempts = 4\nretry_base_ms = 500\n"),
+        format!(
+            "{text}\n[sync]\nmax_attempts = 4\nretry_base_ms = 500\n\n[reconcile]\nevery_secs = 15\n"
+        ),
     )?;
     let rt = start_runtime(&config).await?;
-    let traffic = tokio::spawn(traffic(sandbox.clone(), args.seed));
+    let traffic = tokio::spawn(traffic(
+        sandbox.clone(),
+        rt.link.ctx.ledger.clone(),
+        args.seed,
+    ));
     let headless = args.headless || !std::io::stdout().is_terminal();
     let result = if headless {
         eprintln!(
@@ -100,12 +110,13 @@ async fn headless_status(rt: Arc<EngineRuntime>, duration_secs: Option<u64>) -> 
             })
             .collect();
         println!(
-            "{} | {} | xero {}/{} this minute, {} dead letters",
+            "{} | {} | xero {}/{} this minute, {} dead letters, {} open discrepancies",
             s.generated_at,
             stages.join(" | "),
             s.budget.minute_used,
             s.budget.minute_limit,
-            s.errors.iter().filter(|e| e.dead).count()
+            s.errors.iter().filter(|e| e.dead).count(),
+            s.discrepancies_open
         );
         if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
             return Ok(());
@@ -113,8 +124,26 @@ async fn headless_status(rt: Arc<EngineRuntime>, duration_secs: Option<u64>) -> 
     }
 }
 
+/// The shop cancels an order tally has invoiced and nobody has paid yet (`skipped`).
+async fn cancel_an_unpaid_order(sandbox: &Sandbox, ledger: &Ledger) {
+    let Ok(unpaid) = ledger.by_stage(Stage::Skipped, 50).await else {
+        return;
+    };
+    let Some(id) = unpaid
+        .iter()
+        .filter(|s| s.links.contains_key("invoice_id"))
+        .filter(|s| s.data.field("state").as_ref().and_then(Value::as_str) != Some("canceled"))
+        .find_map(|s| s.links.get("magento_entity_id")?.parse::<i64>().ok())
+    else {
+        return;
+    };
+    sandbox.magento.insert_order(
+        serde_json::json!({"entity_id": id, "state": "canceled", "status": "canceled"}),
+    );
+}
+
 /// New orders at a shop's pace, a broken one now and then, and Xero's bad patches.
-async fn traffic(sandbox: Arc<Sandbox>, seed: u64) {
+async fn traffic(sandbox: Arc<Sandbox>, ledger: Ledger, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed ^ 0xDE30);
     let seeded = sandbox.counts().orders.max(1) as i64;
     let mut n: u64 = 0;
@@ -129,6 +158,9 @@ async fn traffic(sandbox: Arc<Sandbox>, seed: u64) {
             });
         } else if tick % 45 == 40 {
             sandbox.set_faults(FaultProfile::default());
+        }
+        if tick % 90 == 60 {
+            cancel_an_unpaid_order(&sandbox, &ledger).await;
         }
         let Some(mut order) = sandbox.magento.order_template(rng.random_range(1..=seeded)) else {
             continue;

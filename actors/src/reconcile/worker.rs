@@ -14,10 +14,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::diff::{findings, is_cancelled, judged, stored_value};
+use super::diff::{Verdict, findings, is_cancelled, judged as judged_stage, stored_value};
 use super::kinds;
 use crate::budget::Priority;
-use crate::ledger::{EntityKind, Stage, Write};
+use crate::ledger::{EntityKind, EntityState, Stage, Write};
 use crate::link::LinkContext;
 use crate::link::stage::{RoundError, RoundReport, StageWorker, kick};
 use crate::model::money::parse_money;
@@ -60,6 +60,31 @@ impl ReconcileWorker {
     }
 }
 
+/// The verdict on `order` against this copy of its invoice, with Magento's side read from
+/// the order's stored record.
+fn judge(order: &EntityState, invoice: &Value) -> Verdict {
+    let grand_total = order
+        .data
+        .field("grand_total")
+        .and_then(|v| parse_money(&v).ok());
+    let state = order.data.field("state");
+    let cancelled = is_cancelled(state.as_ref().and_then(Value::as_str));
+    findings(order, grand_total, cancelled, invoice)
+}
+
+/// Whether `verdict` would raise (or change) a discrepancy for `order`.
+fn raises(
+    order: &EntityState,
+    verdict: &Verdict,
+    open: &HashMap<String, Value>,
+    now: DateTime<Utc>,
+) -> bool {
+    verdict.open.iter().any(|f| {
+        let stored = open.get(&kinds::key(f.kind, &order.key));
+        stored != Some(&stored_value(&f.value, stored, now))
+    })
+}
+
 impl StageWorker for ReconcileWorker {
     async fn round(&self) -> Result<RoundReport, RoundError> {
         let ctx = &self.ctx;
@@ -95,10 +120,8 @@ impl StageWorker for ReconcileWorker {
             .into_iter()
             .collect();
         let now = Utc::now();
-        let mut writes = Vec::new();
-        let mut moves = Vec::new();
-        let mut report = RoundReport::default();
         let mut newest = None;
+        let mut judged = Vec::new();
         for invoice in &invoices {
             if let Some(t) = invoice
                 .get("UpdatedDateUTC")
@@ -116,45 +139,79 @@ impl StageWorker for ReconcileWorker {
                 .await
                 .map_err(|e| e.to_string())?;
             for order in orders {
-                if order.kind != EntityKind::Order || !judged(order.stage) {
+                if order.kind != EntityKind::Order || !judged_stage(order.stage) {
                     continue;
                 }
-                let grand_total = order
-                    .data
-                    .field("grand_total")
-                    .and_then(|v| parse_money(&v).ok());
-                let state = order.data.field("state");
-                let cancelled = is_cancelled(state.as_ref().and_then(Value::as_str));
-                let verdict = findings(&order, grand_total, cancelled, invoice);
-                for kind in kinds::RECONCILED {
-                    let key = kinds::key(kind, &order.key);
-                    let stored = open.get(&key);
-                    match verdict.open.iter().find(|f| f.kind == kind) {
-                        Some(f) => {
-                            let value = stored_value(&f.value, stored, now);
-                            if stored != Some(&value) {
-                                tracing::warn!(order = %order.key, kind, "Discrepancy raised.");
-                                writes.push(Write::PutDiscrepancy { key, value });
-                                report.done += 1;
-                            }
-                        }
-                        None if stored.is_some() => {
-                            writes.push(Write::RemoveDiscrepancy { key });
+                let verdict = judge(&order, invoice);
+                judged.push((order, id.to_owned(), verdict));
+            }
+        }
+        // The list was read before the orders: a payment tally made in between would look
+        // missing. So whatever would be raised is read from Xero once more, now that the
+        // orders are read, and raised only if it still holds (closing needs no second look:
+        // an agreement seen is an agreement).
+        let suspects: Vec<String> = judged
+            .iter()
+            .filter(|(order, _, verdict)| raises(order, verdict, &open, now))
+            .map(|(_, id, _)| id.clone())
+            .collect();
+        if !suspects.is_empty() {
+            let fresh = match ctx
+                .xero
+                .get_invoices_by_ids(&suspects, Priority::Backfill)
+                .await
+            {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Reconciliation could not confirm what it found; next pass.");
+                    return Ok(RoundReport {
+                        retrying: 1,
+                        ..Default::default()
+                    });
+                }
+            };
+            let by_id: HashMap<&str, &Value> = fresh
+                .iter()
+                .filter_map(|v| Some((v.get("InvoiceID")?.as_str()?, v)))
+                .collect();
+            for (order, id, verdict) in &mut judged {
+                if let Some(invoice) = by_id.get(id.as_str()) {
+                    *verdict = judge(order, invoice);
+                }
+            }
+        }
+        let mut writes = Vec::new();
+        let mut moves = Vec::new();
+        let mut report = RoundReport::default();
+        for (order, _, verdict) in judged {
+            for kind in kinds::RECONCILED {
+                let key = kinds::key(kind, &order.key);
+                let stored = open.get(&key);
+                match verdict.open.iter().find(|f| f.kind == kind) {
+                    Some(f) => {
+                        let value = stored_value(&f.value, stored, now);
+                        if stored != Some(&value) {
+                            tracing::warn!(order = %order.key, kind, "Discrepancy raised.");
+                            writes.push(Write::PutDiscrepancy { key, value });
                             report.done += 1;
                         }
-                        None => {}
                     }
+                    None if stored.is_some() => {
+                        writes.push(Write::RemoveDiscrepancy { key });
+                        report.done += 1;
+                    }
+                    None => {}
                 }
-                if verdict.paid_in_xero {
-                    let mut order = order;
-                    order.stage = Stage::Paid;
-                    order.retry_at_ms = None;
-                    moves.push(vec![Write::Put {
-                        state: order,
-                        actor: ACTOR.into(),
-                        detail: "invoice PAID in Xero (found by reconciliation)".into(),
-                    }]);
-                }
+            }
+            if verdict.paid_in_xero {
+                let mut order = order;
+                order.stage = Stage::Paid;
+                order.retry_at_ms = None;
+                moves.push(vec![Write::Put {
+                    state: order,
+                    actor: ACTOR.into(),
+                    detail: "invoice PAID in Xero (found by reconciliation)".into(),
+                }]);
             }
         }
         // Each move on its own: one refused (a stage moved the order meanwhile) must not
