@@ -33,7 +33,8 @@ async fn open_keys(ctx: &tally_actors::link::LinkContext) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pass_raises_what_changed_in_xero_and_closes_what_agrees_again() {
-    let env = sandbox_env(31, 80, 120.0).await;
+    // 150 orders: the first pass reads Xero's invoices over two pages of 100.
+    let env = sandbox_env(31, 150, 120.0).await;
     let (run, summary) = sync_once(&env.config).await;
     assert_eq!(run.code, Some(0), "{summary}\n{}", run.stderr);
 

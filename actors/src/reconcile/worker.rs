@@ -89,29 +89,6 @@ impl StageWorker for ReconcileWorker {
     async fn round(&self) -> Result<RoundReport, RoundError> {
         let ctx = &self.ctx;
         let since = self.since().await?;
-        let invoices = match since {
-            Some(t) => {
-                ctx.xero
-                    .invoices_modified_since(t, Priority::Backfill)
-                    .await
-            }
-            None => {
-                ctx.xero
-                    .list_paged("Invoices", &[], None, Priority::Backfill)
-                    .await
-            }
-        };
-        let invoices = match invoices {
-            Ok(v) => v,
-            Err(e) => {
-                // The next pass reads from the same cursor: nothing is skipped.
-                tracing::warn!(error = %e, "Reconciliation pass could not read Xero's invoices.");
-                return Ok(RoundReport {
-                    retrying: 1,
-                    ..Default::default()
-                });
-            }
-        };
         let open: HashMap<String, Value> = ctx
             .ledger
             .discrepancies()
@@ -122,28 +99,57 @@ impl StageWorker for ReconcileWorker {
         let now = Utc::now();
         let mut newest = None;
         let mut judged = Vec::new();
-        for invoice in &invoices {
-            if let Some(t) = invoice
-                .get("UpdatedDateUTC")
-                .and_then(Value::as_str)
-                .and_then(parse_ms_date)
-            {
-                newest = newest.max(Some(t));
-            }
-            let Some(id) = invoice.get("InvoiceID").and_then(Value::as_str) else {
-                continue;
-            };
-            let orders = ctx
-                .ledger
-                .by_link("invoice_id", id)
+        let mut invoices_read = 0usize;
+        // A page at a time: a first pass over a large organisation must not hold every
+        // invoice, only the orders that will change something.
+        for page in 1usize.. {
+            let (invoices, more) = match ctx
+                .xero
+                .list_page("Invoices", &[], since, page, Priority::Backfill)
                 .await
-                .map_err(|e| e.to_string())?;
-            for order in orders {
-                if order.kind != EntityKind::Order || !judged_stage(order.stage) {
-                    continue;
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    // Nothing is committed: the next pass reads from the same cursor.
+                    tracing::warn!(error = %e, "Reconciliation pass could not read Xero's invoices.");
+                    return Ok(RoundReport {
+                        retrying: 1,
+                        ..Default::default()
+                    });
                 }
-                let verdict = judge(&order, invoice);
-                judged.push((order, id.to_owned(), verdict));
+            };
+            invoices_read += invoices.len();
+            for invoice in &invoices {
+                if let Some(t) = invoice
+                    .get("UpdatedDateUTC")
+                    .and_then(Value::as_str)
+                    .and_then(parse_ms_date)
+                {
+                    newest = newest.max(Some(t));
+                }
+                let Some(id) = invoice.get("InvoiceID").and_then(Value::as_str) else {
+                    continue;
+                };
+                let orders = ctx
+                    .ledger
+                    .by_link("invoice_id", id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for order in orders {
+                    if order.kind != EntityKind::Order || !judged_stage(order.stage) {
+                        continue;
+                    }
+                    let verdict = judge(&order, invoice);
+                    let has_open = kinds::RECONCILED
+                        .iter()
+                        .any(|k| open.contains_key(&kinds::key(k, &order.key)));
+                    if has_open || verdict.paid_in_xero || !verdict.open.is_empty() {
+                        judged.push((order, id.to_owned(), verdict));
+                    }
+                }
+            }
+            if !more {
+                break;
             }
         }
         // The list was read before the orders: a payment tally made in between would look
@@ -240,7 +246,7 @@ impl StageWorker for ReconcileWorker {
             ctx.ledger.commit(writes).await.map_err(|e| e.to_string())?;
         }
         tracing::info!(
-            invoices = invoices.len(),
+            invoices = invoices_read,
             changes = report.done,
             "Reconciliation pass done."
         );

@@ -40,32 +40,48 @@ impl XeroClient {
         let mut out = Vec::new();
         let mut page = 1usize;
         loop {
-            let mut q: Vec<(String, String)> = query
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                .collect();
-            q.push(("page".into(), page.to_string()));
-            q.push(("pageSize".into(), PAGE_SIZE.to_string()));
-            let mut call = Call::get(resource, q, priority);
-            call.if_modified_since = modified_since;
-            let body = self.execute(&call).await?;
-            let items = elements(&body, resource)?;
-            let got = items.len();
+            let (items, more) = self
+                .list_page(resource, query, modified_since, page, priority)
+                .await?;
             out.extend(items);
-            let page_count = body
-                .get("pagination")
-                .and_then(|p| p.get("pageCount"))
-                .and_then(Value::as_u64)
-                .map(|n| n as usize);
-            let more = match page_count {
-                Some(n) => page < n,
-                None => got >= PAGE_SIZE,
-            };
-            if !more || got == 0 {
+            if !more {
                 return Ok(out);
             }
             page += 1;
         }
+    }
+
+    /// Page `page` (from 1) of `resource` matching `query`, and whether another follows: for
+    /// a caller that handles a long listing a page at a time instead of holding all of it.
+    pub async fn list_page(
+        &self,
+        resource: &str,
+        query: &[(&str, String)],
+        modified_since: Option<DateTime<Utc>>,
+        page: usize,
+        priority: Priority,
+    ) -> Result<(Vec<Value>, bool), XeroError> {
+        let mut q: Vec<(String, String)> = query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        q.push(("page".into(), page.to_string()));
+        q.push(("pageSize".into(), PAGE_SIZE.to_string()));
+        let mut call = Call::get(resource, q, priority);
+        call.if_modified_since = modified_since;
+        let body = self.execute(&call).await?;
+        let items = elements(&body, resource)?;
+        let got = items.len();
+        let page_count = body
+            .get("pagination")
+            .and_then(|p| p.get("pageCount"))
+            .and_then(Value::as_u64)
+            .map(|n| n as usize);
+        let more = match page_count {
+            Some(n) => page < n,
+            None => got >= PAGE_SIZE,
+        };
+        Ok((items, more && got > 0))
     }
 
     /// `values` split into chunks, each looked up with `param` built from its chunk.
