@@ -72,6 +72,16 @@ fn judge(order: &EntityState, invoice: &Value) -> Verdict {
     findings(order, grand_total, cancelled, invoice)
 }
 
+/// A pass given up on a Xero failure. Nothing is committed, so the next pass reads from the
+/// same cursor and nothing is skipped.
+fn next_pass(what: &str, e: &crate::xero::XeroError) -> RoundReport {
+    tracing::warn!(error = %e, "Reconciliation {what}; the next pass tries again.");
+    RoundReport {
+        retrying: 1,
+        ..Default::default()
+    }
+}
+
 /// Whether `verdict` would raise (or change) a discrepancy for `order`.
 fn raises(
     order: &EntityState,
@@ -109,14 +119,7 @@ impl StageWorker for ReconcileWorker {
                 .await
             {
                 Ok(r) => r,
-                Err(e) => {
-                    // Nothing is committed: the next pass reads from the same cursor.
-                    tracing::warn!(error = %e, "Reconciliation pass could not read Xero's invoices.");
-                    return Ok(RoundReport {
-                        retrying: 1,
-                        ..Default::default()
-                    });
-                }
+                Err(e) => return Ok(next_pass("could not read Xero's invoices", &e)),
             };
             invoices_read += invoices.len();
             for invoice in &invoices {
@@ -168,13 +171,7 @@ impl StageWorker for ReconcileWorker {
                 .await
             {
                 Ok(v) => v,
-                Err(e) => {
-                    tracing::warn!(error = %e, "Reconciliation could not confirm what it found; next pass.");
-                    return Ok(RoundReport {
-                        retrying: 1,
-                        ..Default::default()
-                    });
-                }
+                Err(e) => return Ok(next_pass("could not confirm what it found", &e)),
             };
             let by_id: HashMap<&str, &Value> = fresh
                 .iter()
