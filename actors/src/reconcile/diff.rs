@@ -17,6 +17,17 @@ pub struct Finding {
     pub value: Value,
 }
 
+/// What Magento says of an order, as its stored record has it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct MagentoSide {
+    /// `grand_total`, in the order's currency (the invoice's).
+    pub grand_total: Option<Decimal>,
+    /// `payment.amount_paid`: what tally's payment applied.
+    pub amount_paid: Option<Decimal>,
+    /// Magento cancelled the order.
+    pub cancelled: bool,
+}
+
 /// What one order's comparison says.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Verdict {
@@ -86,14 +97,14 @@ fn finding(kind: &'static str, order: &EntityState, invoice_id: &str, detail: St
     }
 }
 
-/// Compares `order` (with Magento's `grand_total`, in the order's currency, and whether
-/// Magento cancelled it) with `invoice`, Xero's current copy of the invoice tally posted.
-pub fn findings(
-    order: &EntityState,
-    grand_total: Option<Decimal>,
-    cancelled: bool,
-    invoice: &Value,
-) -> Verdict {
+/// Compares `order` and what Magento says of it with `invoice`, Xero's current copy of the
+/// invoice tally posted.
+pub fn findings(order: &EntityState, magento: MagentoSide, invoice: &Value) -> Verdict {
+    let MagentoSide {
+        grand_total,
+        amount_paid,
+        cancelled,
+    } = magento;
     let mut verdict = Verdict::default();
     if !judged(order.stage) {
         return verdict;
@@ -148,19 +159,27 @@ pub fn findings(
         ));
     }
     let due = money(invoice, "AmountDue");
-    let paid_in_xero = status == "PAID" || due.is_some_and(|d| d.is_zero());
+    let xero_paid = money(invoice, "AmountPaid");
+    // A partial payment in Magento is a partial payment in Xero: what tally applied must be
+    // there, not the whole total. Without amounts, a paid invoice is the test.
+    let payment_there = match (xero_paid, amount_paid) {
+        (Some(x), Some(m)) => x >= m,
+        _ => status == "PAID" || due.is_some_and(|d| d.is_zero()),
+    };
     match order.stage {
         Stage::Invoiced | Stage::Skipped if status == "PAID" => verdict.paid_in_xero = true,
         Stage::Paid | Stage::WrittenBack
-            if order.links.contains_key("payment_id") && !paid_in_xero =>
+            if order.links.contains_key("payment_id") && !payment_there =>
         {
             verdict.open.push(finding(
                 kinds::PAYMENT_MISSING_IN_XERO,
                 order,
                 invoice_id,
                 format!(
-                    "tally applied the payment of order {name} (PaymentID {}), but Xero invoice {number} is {status} with {} still due",
+                    "tally applied {} to order {name} (PaymentID {}), but Xero invoice {number} is {status} with {} paid and {} due",
+                    amount_paid.map_or_else(|| "the payment".to_owned(), |m| m.to_string()),
                     order.links.get("payment_id").map_or("", String::as_str),
+                    xero_paid.map_or_else(|| "nothing".to_owned(), |d| d.to_string()),
                     due.map_or_else(|| "an amount".to_owned(), |d| d.to_string()),
                 ),
             ));
@@ -196,7 +215,19 @@ mod tests {
     }
 
     fn findings_(order: &EntityState, total: Option<Decimal>, invoice: &Value) -> Verdict {
-        findings(order, total, false, invoice)
+        let magento = MagentoSide {
+            grand_total: total,
+            ..MagentoSide::default()
+        };
+        findings(order, magento, invoice)
+    }
+
+    fn cancelled(total: Decimal) -> MagentoSide {
+        MagentoSide {
+            grand_total: Some(total),
+            amount_paid: None,
+            cancelled: true,
+        }
     }
 
     fn kinds_of(v: &Verdict) -> Vec<&str> {
@@ -289,23 +320,17 @@ mod tests {
         let o = order(Stage::Skipped, false);
         let v = findings(
             &o,
-            Some(dec!(10)),
-            true,
+            cancelled(dec!(10)),
             &invoice("AUTHORISED", "10.00", "10.00"),
         );
         assert_eq!(kinds_of(&v), [kinds::ORDER_CANCELLED_IN_MAGENTO]);
         assert_eq!(v.open[0], cancelled_in_magento(&o, "inv-1", "100000042"));
         assert_eq!(v.open[0].key, "cancelled:order:100000042");
         // Paid in Xero or not, a cancelled order does not move on.
-        let v = findings(&o, Some(dec!(10)), true, &invoice("PAID", "10.00", "0.00"));
+        let v = findings(&o, cancelled(dec!(10)), &invoice("PAID", "10.00", "0.00"));
         assert_eq!(kinds_of(&v), [kinds::ORDER_CANCELLED_IN_MAGENTO]);
         assert!(!v.paid_in_xero);
-        let v = findings(
-            &o,
-            Some(dec!(10)),
-            true,
-            &invoice("VOIDED", "10.00", "0.00"),
-        );
+        let v = findings(&o, cancelled(dec!(10)), &invoice("VOIDED", "10.00", "0.00"));
         assert_eq!(
             v,
             Verdict::default(),
@@ -315,6 +340,32 @@ mod tests {
             is_cancelled(Some("canceled"))
                 && !is_cancelled(Some("complete"))
                 && !is_cancelled(None)
+        );
+    }
+
+    #[test]
+    fn a_partial_payment_is_judged_by_what_tally_applied() {
+        let o = order(Stage::WrittenBack, true);
+        let side = |paid: Decimal| MagentoSide {
+            grand_total: Some(dec!(10)),
+            amount_paid: Some(paid),
+            cancelled: false,
+        };
+        let mut inv = invoice("AUTHORISED", "10.00", "6.00");
+        inv["AmountPaid"] = json!("4.00");
+        assert_eq!(
+            findings(&o, side(dec!(4.00)), &inv),
+            Verdict::default(),
+            "4 of 10, as in Magento"
+        );
+        let v = findings(&o, side(dec!(10.00)), &inv);
+        assert_eq!(kinds_of(&v), [kinds::PAYMENT_MISSING_IN_XERO]);
+        let detail = v.open[0].value["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("applied 10.00")
+                && detail.contains("4.00 paid")
+                && detail.contains("6.00 due"),
+            "{detail}"
         );
     }
 

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::diff::{Verdict, findings, is_cancelled, judged as judged_stage, stored_value};
+use super::diff::{
+    MagentoSide, Verdict, findings, is_cancelled, judged as judged_stage, stored_value,
+};
 use super::kinds;
 use crate::budget::Priority;
 use crate::ledger::{EntityKind, EntityState, Stage, Write};
@@ -63,13 +65,15 @@ impl ReconcileWorker {
 /// The verdict on `order` against this copy of its invoice, with Magento's side read from
 /// the order's stored record.
 fn judge(order: &EntityState, invoice: &Value) -> Verdict {
-    let grand_total = order
-        .data
-        .field("grand_total")
-        .and_then(|v| parse_money(&v).ok());
+    let money = |v: Option<&Value>| v.and_then(|v| parse_money(v).ok());
+    let payment = order.data.field("payment");
     let state = order.data.field("state");
-    let cancelled = is_cancelled(state.as_ref().and_then(Value::as_str));
-    findings(order, grand_total, cancelled, invoice)
+    let magento = MagentoSide {
+        grand_total: money(order.data.field("grand_total").as_ref()),
+        amount_paid: money(payment.as_ref().and_then(|p| p.get("amount_paid"))),
+        cancelled: is_cancelled(state.as_ref().and_then(Value::as_str)),
+    };
+    findings(order, magento, invoice)
 }
 
 /// A pass given up on a Xero failure. Nothing is committed, so the next pass reads from the
