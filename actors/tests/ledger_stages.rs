@@ -51,6 +51,7 @@ fn the_order_path_is_legal_and_shortcuts_are_not() {
     }
     for (from, to) in [
         (Seen, Skipped),
+        (ContactReady, Skipped),
         (Invoiced, Skipped),
         (Skipped, PaymentPosting),
         (Skipped, Seen),

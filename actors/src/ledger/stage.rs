@@ -69,7 +69,8 @@ impl EntityKind {
 /// Legal moves (staying in the same stage is always legal: attempts, intents and data change):
 ///
 /// * Order: `Seen → ContactReady → InvoicePosting → Invoiced → PaymentPosting → Paid →
-///   WrittenBack`; `Seen → Skipped` (out of scope, e.g. cancelled before sync);
+///   WrittenBack`; `Seen | ContactReady → Skipped` (cancelled in
+///   Magento before it was invoiced; nothing is sent to Xero);
 ///   `Invoiced → Skipped` (unpaid: no payment needed yet); `Skipped → Seen` (the order changed
 ///   and is re-evaluated); `Skipped → Invoiced` (a payment arrived in Magento: back in the
 ///   payments queue); `Skipped → PaymentPosting` (a payment arrived later);
@@ -167,6 +168,7 @@ pub fn can_move(kind: EntityKind, from: Stage, to: Stage) -> bool {
             (from, to),
             (Seen, ContactReady)
                 | (Seen, Skipped)
+                | (ContactReady, Skipped)
                 | (ContactReady, InvoicePosting)
                 | (InvoicePosting, Invoiced)
                 | (InvoicePosting, PaymentPosting)

@@ -81,6 +81,14 @@ fn merge(existing: Option<EntityState>, raw: &Json, increment_id: &str) -> Optio
                     s
                 })
             }
+            // Cancelled before it was invoiced: looked at again from the start (ingest skips
+            // it again while Magento still has it cancelled).
+            Stage::Skipped if !s.links.contains_key("invoice_id") => {
+                s.data = record();
+                s.stage = Stage::Seen;
+                s.retry_at_ms = None;
+                Some(s)
+            }
             // Invoiced but unpaid: a payment may have arrived in Magento.
             Stage::Skipped => {
                 let paid = raw.at("/payment/amount_paid").is_some_and(|v| !is_zero(v));
@@ -205,6 +213,9 @@ impl StageWorker for IngestWorker {
         for ((increment_id, raw), existing) in incoming.into_iter().zip(stored) {
             let was_new = existing.is_none();
             let was_dead = existing.as_ref().is_some_and(|s| s.stage == Stage::Dead);
+            // Re-evaluated after a cancellation: the ledger allows it `Skipped → Seen` only, so
+            // the contacts stage links it, not this write.
+            let was_skipped = existing.as_ref().is_some_and(|s| s.stage == Stage::Skipped);
             let Some(mut state) = merge(existing, raw, &increment_id) else {
                 continue;
             };
@@ -225,7 +236,7 @@ impl StageWorker for IngestWorker {
                     state
                         .links
                         .insert("email".into(), order.customer.email_key.clone());
-                    good.push((state, order, was_new, revision));
+                    good.push((state, order, was_new, was_skipped, revision));
                     report.done += 1;
                 }
                 Err(err) => {
@@ -248,7 +259,7 @@ impl StageWorker for IngestWorker {
         // ContactID over, at the cost of a second transition and a second parse.
         let numbers: BTreeSet<String> = good
             .iter()
-            .filter(|(s, ..)| s.stage == Stage::Seen)
+            .filter(|(s, _, _, was_skipped, _)| s.stage == Stage::Seen && !was_skipped)
             .map(|(_, order, ..)| contact_number(order))
             .collect();
         let known = if numbers.is_empty() {
@@ -258,14 +269,30 @@ impl StageWorker for IngestWorker {
                 .await
                 .map_err(|e| e.to_string())?
         };
-        for (mut state, order, was_new, revision) in good {
+        for (mut state, order, was_new, was_skipped, revision) in good {
             let cancelled = cancelled_after_invoicing(&state, &order, was_new);
             let mut detail = if was_new {
                 "seen in Magento".to_owned()
             } else {
                 "Magento order updated".to_owned()
             };
-            if state.stage == Stage::Seen {
+            if matches!(state.stage, Stage::Seen | Stage::ContactReady)
+                && is_cancelled(order.state.as_deref())
+            {
+                // Nothing owed, nothing to invoice: no contact, invoice or payment is sent.
+                state.stage = Stage::Skipped;
+                state.retry_at_ms = None;
+                ctx.parsed_orders.forget(&state.key);
+                writes.push(Write::Put {
+                    state,
+                    actor: ACTOR.into(),
+                    detail: format!(
+                        "{detail}; cancelled in Magento before it was invoiced: nothing is sent to Xero"
+                    ),
+                });
+                continue;
+            }
+            if state.stage == Stage::Seen && !was_skipped {
                 let number = contact_number(&order);
                 if let Some(id) = known.get(&number) {
                     detail = format!("{detail}; {}", link_contact(&mut state, id, &number));
@@ -414,16 +441,31 @@ mod tests {
         );
     }
 
+    /// An order skipped after it was invoiced (unpaid), as the payments stage leaves it.
+    fn invoiced_and_skipped(data: Value) -> EntityState {
+        let mut s = stored(Stage::Skipped, data);
+        s.links.insert("invoice_id".into(), "inv-1".into());
+        s
+    }
+
     #[test]
     fn a_payment_taken_after_the_order_was_skipped_revives_it() {
         let old = json!({"payment": {"amount_paid": "0.00"}});
         let new = json!({"payment": {"amount_paid": "12.50"}});
-        let mut skipped = stored(Stage::Skipped, old.clone());
+        let mut skipped = invoiced_and_skipped(old.clone());
         skipped.retry_at_ms = Some(1);
         let merged = merge(Some(skipped), &new, "000000001").unwrap();
         assert_eq!((merged.stage, merged.retry_at_ms), (Stage::Invoiced, None));
-        let still = merge(Some(stored(Stage::Skipped, old.clone())), &old, "000000001").unwrap();
+        let still = merge(Some(invoiced_and_skipped(old.clone())), &old, "000000001").unwrap();
         assert_eq!(still.stage, Stage::Skipped);
+    }
+
+    #[test]
+    fn an_order_skipped_before_it_was_invoiced_is_looked_at_again_from_the_start() {
+        let cancelled = json!({"state": "canceled"});
+        let again = json!({"state": "processing"});
+        let merged = merge(Some(stored(Stage::Skipped, cancelled)), &again, "000000001").unwrap();
+        assert_eq!((merged.stage, merged.data.value()), (Stage::Seen, again));
     }
 
     #[test]
