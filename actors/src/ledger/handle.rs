@@ -248,6 +248,15 @@ impl Ledger {
         self.read(move |r| r.by_link(&name, &value)).await
     }
 
+    pub async fn by_links(
+        &self,
+        name: &str,
+        values: Vec<String>,
+    ) -> Result<Vec<Vec<EntityState>>, LedgerError> {
+        let name = name.to_owned();
+        self.read(move |r| r.by_links(&name, &values)).await
+    }
+
     pub async fn counts_by_stage(&self) -> Result<BTreeMap<Stage, u64>, LedgerError> {
         self.read(|r| r.counts_by_stage()).await
     }

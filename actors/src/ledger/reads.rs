@@ -193,14 +193,29 @@ impl LedgerReader {
     /// for a name in [`INDEXED_LINKS`]; any other is refused, not answered from a partial
     /// index.
     pub fn by_link(&self, name: &str, value: &str) -> Result<Vec<EntityState>, LedgerError> {
+        Ok(self
+            .by_links(name, &[value.to_owned()])?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// [`by_link`](Self::by_link) for many values in one read transaction: the entities
+    /// holding each value, in the order of `values`.
+    pub fn by_links(
+        &self,
+        name: &str,
+        values: &[String],
+    ) -> Result<Vec<Vec<EntityState>>, LedgerError> {
         if !INDEXED_LINKS.contains(&name) {
             return Err(LedgerError::NotIndexed {
                 link: name.to_owned(),
             });
         }
-        let keys = self.index.links.keys(&link_key(name, value));
         let rtx = self.db.begin_read()?;
-        states_for(&rtx, keys)
+        values
+            .iter()
+            .map(|value| states_for(&rtx, self.index.links.keys(&link_key(name, value))))
+            .collect()
     }
 
     /// The number of entities in every stage (zero included), from the in-memory index.

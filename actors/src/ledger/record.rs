@@ -65,8 +65,13 @@ impl Record {
     /// One top-level field, parsed; `None` if absent or the record is not an object.
     /// Only that field is built; the others are skipped over.
     pub fn field(&self, name: &str) -> Option<Value> {
-        let fields: HashMap<&str, &RawValue> = serde_json::from_str(&self.0).ok()?;
-        serde_json::from_str(fields.get(name)?.get()).ok()
+        self.fields([name]).into_iter().next().flatten()
+    }
+
+    /// Several top-level fields from one pass over the text, in the order of `names`.
+    pub fn fields<const N: usize>(&self, names: [&str; N]) -> [Option<Value>; N] {
+        let fields: Option<HashMap<&str, &RawValue>> = serde_json::from_str(&self.0).ok();
+        names.map(|name| serde_json::from_str(fields.as_ref()?.get(name)?.get()).ok())
     }
 
     /// The JSON text.

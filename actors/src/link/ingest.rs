@@ -54,6 +54,17 @@ fn takes_updates(stage: Stage) -> bool {
     )
 }
 
+/// An order of this poll that parsed, on its way to the ledger.
+struct Fresh {
+    state: EntityState,
+    order: Order,
+    was_new: bool,
+    /// Stored as `skipped` (cancelled before it was invoiced) and looked at again.
+    was_skipped: bool,
+    /// The catalogue revision the parse used (see `parsed_orders`), when it may be kept.
+    revision: Option<u64>,
+}
+
 /// What an incoming Magento order means for the entity already in the ledger.
 fn merge(existing: Option<EntityState>, raw: &Json, increment_id: &str) -> Option<EntityState> {
     let record = || project_record(raw);
@@ -236,7 +247,13 @@ impl StageWorker for IngestWorker {
                     state
                         .links
                         .insert("email".into(), order.customer.email_key.clone());
-                    good.push((state, order, was_new, was_skipped, revision));
+                    good.push(Fresh {
+                        state,
+                        order,
+                        was_new,
+                        was_skipped,
+                        revision,
+                    });
                     report.done += 1;
                 }
                 Err(err) => {
@@ -259,8 +276,8 @@ impl StageWorker for IngestWorker {
         // ContactID over, at the cost of a second transition and a second parse.
         let numbers: BTreeSet<String> = good
             .iter()
-            .filter(|(s, _, _, was_skipped, _)| s.stage == Stage::Seen && !was_skipped)
-            .map(|(_, order, ..)| contact_number(order))
+            .filter(|f| f.state.stage == Stage::Seen && !f.was_skipped)
+            .map(|f| contact_number(&f.order))
             .collect();
         let known = if numbers.is_empty() {
             Default::default()
@@ -269,7 +286,14 @@ impl StageWorker for IngestWorker {
                 .await
                 .map_err(|e| e.to_string())?
         };
-        for (mut state, order, was_new, was_skipped, revision) in good {
+        for Fresh {
+            mut state,
+            order,
+            was_new,
+            was_skipped,
+            revision,
+        } in good
+        {
             let cancelled = cancelled_after_invoicing(&state, &order, was_new);
             let mut detail = if was_new {
                 "seen in Magento".to_owned()

@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use super::kinds;
-use crate::ledger::{EntityState, Stage};
+use crate::ledger::{EntityState, Record, Stage};
 use crate::model::money::parse_money;
 
 /// A discrepancy that is open for an order, as it is stored.
@@ -26,6 +26,19 @@ pub struct MagentoSide {
     pub amount_paid: Option<Decimal>,
     /// Magento cancelled the order.
     pub cancelled: bool,
+}
+
+impl MagentoSide {
+    /// Read from an order's stored record (one pass over its text).
+    pub fn of(record: &Record) -> MagentoSide {
+        let [grand_total, payment, state] = record.fields(["grand_total", "payment", "state"]);
+        let money = |v: Option<&Value>| v.and_then(|v| parse_money(v).ok());
+        MagentoSide {
+            grand_total: money(grand_total.as_ref()),
+            amount_paid: money(payment.as_ref().and_then(|p| p.get("amount_paid"))),
+            cancelled: is_cancelled(state.as_ref().and_then(Value::as_str)),
+        }
+    }
 }
 
 /// What one order's comparison says.
@@ -366,6 +379,34 @@ mod tests {
                 && detail.contains("4.00 paid")
                 && detail.contains("6.00 due"),
             "{detail}"
+        );
+    }
+
+    #[test]
+    fn magentos_side_is_read_from_the_stored_record() {
+        let record = crate::ledger::Record::from_value(&json!({
+            "grand_total": "10.50", "state": "canceled",
+            "payment": {"amount_paid": "4.00", "method": "checkmo"}, "items": []
+        }));
+        assert_eq!(
+            MagentoSide::of(&record),
+            MagentoSide {
+                grand_total: Some(dec!(10.50)),
+                amount_paid: Some(dec!(4.00)),
+                cancelled: true,
+            }
+        );
+        let unpaid = crate::ledger::Record::from_value(&json!({"grand_total": "3", "payment": {}}));
+        assert_eq!(
+            MagentoSide::of(&unpaid),
+            MagentoSide {
+                grand_total: Some(dec!(3)),
+                ..MagentoSide::default()
+            }
+        );
+        assert_eq!(
+            MagentoSide::of(&crate::ledger::Record::null()),
+            MagentoSide::default()
         );
     }
 

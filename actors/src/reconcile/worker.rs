@@ -14,15 +14,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::diff::{
-    MagentoSide, Verdict, findings, is_cancelled, judged as judged_stage, stored_value,
-};
+use super::diff::{MagentoSide, Verdict, findings, judged as judged_stage, stored_value};
 use super::kinds;
 use crate::budget::Priority;
 use crate::ledger::{EntityKind, EntityState, Stage, Write};
 use crate::link::LinkContext;
 use crate::link::stage::{RoundError, RoundReport, StageWorker, kick};
-use crate::model::money::parse_money;
 use crate::xero::parse_ms_date;
 
 /// The ledger cursor: the newest `UpdatedDateUTC` a pass has compared (RFC 3339).
@@ -62,18 +59,12 @@ impl ReconcileWorker {
     }
 }
 
-/// The verdict on `order` against this copy of its invoice, with Magento's side read from
-/// the order's stored record.
-fn judge(order: &EntityState, invoice: &Value) -> Verdict {
-    let money = |v: Option<&Value>| v.and_then(|v| parse_money(v).ok());
-    let payment = order.data.field("payment");
-    let state = order.data.field("state");
-    let magento = MagentoSide {
-        grand_total: money(order.data.field("grand_total").as_ref()),
-        amount_paid: money(payment.as_ref().and_then(|p| p.get("amount_paid"))),
-        cancelled: is_cancelled(state.as_ref().and_then(Value::as_str)),
-    };
-    findings(order, magento, invoice)
+/// An order the pass will act on, with what it was judged from.
+struct Judged {
+    order: EntityState,
+    invoice_id: String,
+    magento: MagentoSide,
+    verdict: Verdict,
 }
 
 /// A pass given up on a Xero failure. Nothing is committed, so the next pass reads from the
@@ -126,6 +117,7 @@ impl StageWorker for ReconcileWorker {
                 Err(e) => return Ok(next_pass("could not read Xero's invoices", &e)),
             };
             invoices_read += invoices.len();
+            let mut ids = Vec::with_capacity(invoices.len());
             for invoice in &invoices {
                 if let Some(t) = invoice
                     .get("UpdatedDateUTC")
@@ -134,24 +126,33 @@ impl StageWorker for ReconcileWorker {
                 {
                     newest = newest.max(Some(t));
                 }
-                let Some(id) = invoice.get("InvoiceID").and_then(Value::as_str) else {
-                    continue;
-                };
-                let orders = ctx
-                    .ledger
-                    .by_link("invoice_id", id)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                if let Some(id) = invoice.get("InvoiceID").and_then(Value::as_str) {
+                    ids.push((id.to_owned(), invoice));
+                }
+            }
+            // The page's orders in one ledger read.
+            let orders = ctx
+                .ledger
+                .by_links("invoice_id", ids.iter().map(|(id, _)| id.clone()).collect())
+                .await
+                .map_err(|e| e.to_string())?;
+            for ((invoice_id, invoice), orders) in ids.into_iter().zip(orders) {
                 for order in orders {
                     if order.kind != EntityKind::Order || !judged_stage(order.stage) {
                         continue;
                     }
-                    let verdict = judge(&order, invoice);
+                    let magento = MagentoSide::of(&order.data);
+                    let verdict = findings(&order, magento, invoice);
                     let has_open = kinds::RECONCILED
                         .iter()
                         .any(|k| open.contains_key(&kinds::key(k, &order.key)));
                     if has_open || verdict.paid_in_xero || !verdict.open.is_empty() {
-                        judged.push((order, id.to_owned(), verdict));
+                        judged.push(Judged {
+                            order,
+                            invoice_id: invoice_id.clone(),
+                            magento,
+                            verdict,
+                        });
                     }
                 }
             }
@@ -165,8 +166,8 @@ impl StageWorker for ReconcileWorker {
         // an agreement seen is an agreement).
         let suspects: Vec<String> = judged
             .iter()
-            .filter(|(order, _, verdict)| raises(order, verdict, &open, now))
-            .map(|(_, id, _)| id.clone())
+            .filter(|j| raises(&j.order, &j.verdict, &open, now))
+            .map(|j| j.invoice_id.clone())
             .collect();
         if !suspects.is_empty() {
             let fresh = match ctx
@@ -181,16 +182,16 @@ impl StageWorker for ReconcileWorker {
                 .iter()
                 .filter_map(|v| Some((v.get("InvoiceID")?.as_str()?, v)))
                 .collect();
-            for (order, id, verdict) in &mut judged {
-                if let Some(invoice) = by_id.get(id.as_str()) {
-                    *verdict = judge(order, invoice);
+            for j in &mut judged {
+                if let Some(invoice) = by_id.get(j.invoice_id.as_str()) {
+                    j.verdict = findings(&j.order, j.magento, invoice);
                 }
             }
         }
         let mut writes = Vec::new();
         let mut moves = Vec::new();
         let mut report = RoundReport::default();
-        for (order, _, verdict) in judged {
+        for Judged { order, verdict, .. } in judged {
             for kind in kinds::RECONCILED {
                 let key = kinds::key(kind, &order.key);
                 let stored = open.get(&key);
