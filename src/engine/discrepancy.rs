@@ -1,4 +1,4 @@
-//! The kinds of discrepancy the engine records, and how an open one is counted by kind.
+//! How an open discrepancy is counted by kind (the kinds are `tally_actors::reconcile::kinds`).
 //!
 //! The kind is part of each discrepancy's stored value so that `/metrics`, alerts and the
 //! console can group them without parsing keys or wording; the names are a contract with
@@ -7,8 +7,6 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-
-pub use tally_actors::reconcile::kinds::INVOICE_VOIDED_IN_XERO;
 
 /// Used for a stored discrepancy without a `kind` (written before kinds existed).
 pub const UNKNOWN: &str = "unknown";
@@ -35,6 +33,7 @@ pub fn count_by_kind(open: &[(String, Value)]) -> BTreeMap<String, u64> {
 mod tests {
     use super::*;
     use serde_json::json;
+    use tally_actors::reconcile::kinds::INVOICE_VOIDED_IN_XERO;
 
     #[test]
     fn counts_group_by_the_stored_kind_and_a_missing_kind_is_unknown() {

@@ -14,6 +14,7 @@ use tally_actors::budget::Priority;
 use tally_actors::ledger::{EntityKind, EntityState, Stage, Write};
 use tally_actors::link::LinkContext;
 use tally_actors::link::stage::kick;
+use tally_actors::reconcile::diff::{MagentoSide, findings, stored_value};
 
 use crate::daemon::XeroEvent;
 
@@ -56,7 +57,7 @@ pub async fn apply(ctx: Arc<LinkContext>, event: XeroEvent) -> Result<(), String
             waiting.push(order.key.clone());
             continue;
         }
-        act(&ctx, order, &status, &event.resource_id).await?;
+        act(&ctx, order, &status, &invoice).await?;
     }
     if !waiting.is_empty() {
         // Let the invoices actor finish; re-check in the background so the webhook queue moves on.
@@ -67,7 +68,7 @@ pub async fn apply(ctx: Arc<LinkContext>, event: XeroEvent) -> Result<(), String
                 for key in &waiting {
                     match ctx.ledger.get(key).await {
                         Ok(Some(o)) if matches!(o.stage, Stage::Invoiced | Stage::Skipped) => {
-                            if let Err(e) = act(&ctx, o, &status, "").await {
+                            if let Err(e) = act(&ctx, o, &status, &invoice).await {
                                 tracing::warn!(order = %key, error = %e, "Paid-in-Xero update not recorded.");
                             }
                         }
@@ -121,7 +122,7 @@ async fn act(
     ctx: &LinkContext,
     mut order: EntityState,
     status: &str,
-    invoice_id: &str,
+    invoice: &Value,
 ) -> Result<(), String> {
     match (status, order.stage) {
         ("PAID", Stage::Skipped | Stage::Invoiced) => {
@@ -137,18 +138,22 @@ async fn act(
                 .map_err(|e| e.to_string())?;
             kick(&ctx.names.of("writeback"));
         }
+        // The reconciler's own judgement, so both paths raise the same discrepancy (and a
+        // cancelled order's voided invoice raises none).
         ("VOIDED" | "DELETED", _) => {
-            let key = format!("voided:{}", order.key);
-            let value = serde_json::json!({
-                "kind": super::discrepancy::INVOICE_VOIDED_IN_XERO,
-                "order": order.key,
-                "invoice_id": invoice_id,
-                "detail": format!("the Xero invoice of {} was {status} by someone in Xero", order.key),
-            });
-            ctx.ledger
-                .commit(vec![Write::PutDiscrepancy { key, value }])
-                .await
-                .map_err(|e| e.to_string())?;
+            let verdict = findings(&order, MagentoSide::of(&order.data), invoice);
+            let now = chrono::Utc::now();
+            let writes: Vec<Write> = verdict
+                .open
+                .into_iter()
+                .map(|f| Write::PutDiscrepancy {
+                    key: f.key,
+                    value: stored_value(&f.value, None, now),
+                })
+                .collect();
+            if !writes.is_empty() {
+                ctx.ledger.commit(writes).await.map_err(|e| e.to_string())?;
+            }
         }
         _ => {}
     }
