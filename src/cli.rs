@@ -33,6 +33,9 @@ pub enum Command {
     Dlq(DlqArgs),
     /// Export the open discrepancies between Magento and Xero (CSV or JSON).
     Report(ReportArgs),
+    /// Acknowledge an open discrepancy: accepted for now, it stops counting in alerts until
+    /// its detail changes; through the daemon when one runs.
+    Ack(AckArgs),
     /// Fix a mapping gap: write one rule into [mapping] (checked against the organisation
     /// first) and retry every dead letter it unblocks; through the daemon when one runs.
     Fix(crate::cmd::fix::FixArgs),
@@ -105,6 +108,14 @@ pub struct ReportArgs {
     /// Write to this file instead of standard output.
     #[arg(long)]
     pub output: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AckArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The discrepancy's key, as `tally report` lists it, e.g. total:order:000000123.
+    pub key: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -550,7 +550,23 @@ async fn the_daemons_reconciler_finds_a_voided_invoice_no_webhook_announced() {
         );
         rows
     };
+    // The operator accepts it from a shell: through the daemon, which holds the ledger. It
+    // stays listed, acknowledged, and stops counting as open in /metrics (and alerts).
+    let key = format!("voided:{}", unpaid.key);
+    let run = tally(&["ack", "--config", path_str(&config), &key]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("through the daemon"), "{}", run.stdout);
+    eventually("the acknowledgement in /metrics", &daemon, || async {
+        let text = metrics(&http, &base).await;
+        (sample(&text, gauge)? == 0.0 && sample(&text, "tally_discrepancies_acknowledged")? == 1.0)
+            .then_some(())
+    })
+    .await;
+    let s = state(&http, &base).await;
+    assert_eq!(s["discrepancies"][0]["key"], key.as_str(), "{s}");
+    assert_eq!(s["discrepancies"][0]["acknowledged_by"], "operator", "{s}");
     let through_daemon = report().await;
+    assert!(through_daemon[0]["acknowledged_at"].is_string());
     let (status, _) = daemon.sigterm().await;
     assert!(status.success(), "{}", daemon.log_text());
     assert_eq!(report().await, through_daemon);

@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use common::{XeroReader, path_str, sandbox_env, sync_once, tally};
-use tally_actors::ledger::{EntityState, Ledger, Stage};
+use tally_actors::ledger::{EntityState, Ledger, Stage, Write, discrepancy};
 use tally_actors::link::stage::StageWorker;
 use tally_actors::reconcile::ReconcileWorker;
 use tally_actors::reconcile::kinds;
@@ -190,6 +190,54 @@ async fn a_pass_raises_what_changed_in_xero_and_closes_what_agrees_again() {
         .collect();
     assert_eq!(raised_at, again);
 
+    // The operator accepts the edited total for now (as the console's `a` does): it stays
+    // open and acknowledged through a quiet pass, and the order's trail records it.
+    let total_key = kinds::key(kinds::INVOICE_TOTAL_DIFFERS, &edited.key);
+    ctx.ledger
+        .commit(vec![Write::AcknowledgeDiscrepancy {
+            key: total_key.clone(),
+            actor: "operator".into(),
+        }])
+        .await
+        .unwrap();
+    let quiet = worker.round().await.unwrap();
+    assert_eq!(quiet.done, 0, "{quiet:?}");
+    let acked = value_of(&ctx, &total_key).await;
+    assert!(discrepancy::is_acknowledged(&acked), "{acked}");
+    let trail = ctx.ledger.audit_for(&edited.key).await.unwrap();
+    assert!(
+        trail
+            .last()
+            .unwrap()
+            .detail
+            .starts_with(&format!("acknowledged discrepancy {total_key}")),
+        "{:?}",
+        trail.last()
+    );
+    // Someone edits the invoice again: a different difference asks for the operator again.
+    let mut lines =
+        xero.get(&format!("Invoices/{}", invoice_of(edited))).await["Invoices"][0]["LineItems"]
+            .as_array()
+            .unwrap()
+            .clone();
+    lines.push(json!({"Description": "another edit", "Quantity": 1, "UnitAmount": 7, "AccountCode": "200"}));
+    let (st, body) = xero
+        .send(
+            Method::POST,
+            &format!("Invoices/{}", invoice_of(edited)),
+            json!({"Invoices": [{"LineItems": lines}]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    worker.round().await.unwrap();
+    let reopened = value_of(&ctx, &total_key).await;
+    assert!(!discrepancy::is_acknowledged(&reopened), "{reopened}");
+    assert_eq!(
+        reopened["raised_at"], acked["raised_at"],
+        "it keeps its age"
+    );
+    assert_ne!(reopened["detail"], acked["detail"]);
+
     // The edit is undone in Xero, and the cancelled order's invoice voided there: both
     // discrepancies close (a voided invoice of a cancelled order is agreement, not a new
     // discrepancy), the others stay.
@@ -255,4 +303,49 @@ async fn a_pass_raises_what_changed_in_xero_and_closes_what_agrees_again() {
     .await;
     let json: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 2);
+
+    // `tally ack` from a shell (no daemon runs: straight to the ledger file), then the
+    // export shows who accepted it and when.
+    let voided_key = kinds::key(kinds::INVOICE_VOIDED_IN_XERO, &voided.key);
+    let run = tally(&["ack", "--config", path_str(&env.config), &voided_key]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("acknowledged"), "{}", run.stdout);
+    let run = tally(&[
+        "ack",
+        "--config",
+        path_str(&env.config),
+        "voided:order:nope",
+    ])
+    .await;
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr.contains("no open discrepancy voided:order:nope"),
+        "{}",
+        run.stderr
+    );
+    let run = tally(&["report", "--config", path_str(&env.config)]).await;
+    assert!(
+        run.stderr.contains("2 open discrepancies (1 acknowledged)"),
+        "{}",
+        run.stderr
+    );
+    let mut rows = csv::Reader::from_reader(run.stdout.as_bytes());
+    let headers = rows.headers().unwrap().clone();
+    let at = headers.iter().position(|h| h == "acknowledged_at").unwrap();
+    let by = headers.iter().position(|h| h == "acknowledged_by").unwrap();
+    for row in rows.records().map(Result::unwrap) {
+        let acknowledged = !row[at].is_empty();
+        assert_eq!(acknowledged, row[0] == *voided_key, "{row:?}");
+        if acknowledged {
+            assert_eq!(&row[by], "operator (cli)");
+        }
+    }
+}
+
+async fn value_of(ctx: &tally_actors::link::LinkContext, key: &str) -> Value {
+    let all = ctx.ledger.discrepancies().await.unwrap();
+    all.into_iter()
+        .find(|(k, _)| k == key)
+        .unwrap_or_else(|| panic!("{key} is not open"))
+        .1
 }

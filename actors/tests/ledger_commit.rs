@@ -925,3 +925,85 @@ async fn the_link_index_follows_changes_and_rollbacks_and_is_rebuilt_at_open() {
             .is_empty()
     );
 }
+
+fn raise(key: &str, detail: &str) -> Write {
+    Write::PutDiscrepancy {
+        key: key.into(),
+        value: json!({"kind": "invoice_total_differs", "order": "order:7", "detail": detail}),
+    }
+}
+
+async fn discrepancy(ledger: &Ledger, key: &str) -> serde_json::Value {
+    let all = ledger.discrepancies().await.unwrap();
+    all.into_iter().find(|(k, _)| k == key).unwrap().1
+}
+
+#[tokio::test]
+async fn an_acknowledgement_survives_a_raise_from_an_older_read_until_the_detail_changes() {
+    let (_dir, ledger) = open();
+    stored_order(&ledger, "7").await;
+    let key = "total:order:7";
+    ledger
+        .commit(vec![raise(key, "9.95 vs 10.00")])
+        .await
+        .unwrap();
+    let raised = discrepancy(&ledger, key).await;
+    assert!(raised["raised_at"].is_string(), "{raised}");
+    assert!(!discrepancy::is_acknowledged(&raised));
+
+    // An acknowledgement rolled back with its request leaves the discrepancy as it was.
+    let ack = || Write::AcknowledgeDiscrepancy {
+        key: key.into(),
+        actor: "operator".into(),
+    };
+    commit_beside_a_rollback(&ledger, raise("total:order:8", "x"), ack()).await;
+    assert_eq!(discrepancy(&ledger, key).await, raised);
+
+    ledger.commit(vec![ack()]).await.unwrap();
+    let acked = discrepancy(&ledger, key).await;
+    assert!(discrepancy::is_acknowledged(&acked), "{acked}");
+    assert_eq!(acked[discrepancy::ACKNOWLEDGED_BY], "operator");
+    assert_eq!(acked["raised_at"], raised["raised_at"]);
+    // The order's trail says who accepted what, without moving it.
+    let trail = ledger.audit_for("order:7").await.unwrap();
+    let last = trail.last().unwrap();
+    assert_eq!(last.actor, "operator");
+    assert_eq!((last.from, last.to), (Some(Stage::Seen), Stage::Seen));
+    assert_eq!(
+        last.detail,
+        "acknowledged discrepancy total:order:7: 9.95 vs 10.00"
+    );
+
+    // A pass that read the discrepancies before the acknowledgement raises the same finding
+    // again: the acknowledgement stays. Acknowledging twice adds nothing to the trail.
+    ledger
+        .commit(vec![raise(key, "9.95 vs 10.00")])
+        .await
+        .unwrap();
+    ledger.commit(vec![ack()]).await.unwrap();
+    assert_eq!(discrepancy(&ledger, key).await, acked);
+    assert_eq!(
+        ledger.audit_for("order:7").await.unwrap().len(),
+        trail.len()
+    );
+
+    // The difference changes: it needs the operator again, and keeps its age.
+    ledger
+        .commit(vec![raise(key, "8.00 vs 10.00")])
+        .await
+        .unwrap();
+    let changed = discrepancy(&ledger, key).await;
+    assert!(!discrepancy::is_acknowledged(&changed), "{changed}");
+    assert_eq!(changed["raised_at"], raised["raised_at"]);
+
+    let missing = ledger
+        .commit(vec![Write::AcknowledgeDiscrepancy {
+            key: "total:order:404".into(),
+            actor: "operator".into(),
+        }])
+        .await;
+    assert!(
+        matches!(&missing, Err(LedgerError::NotFound { key }) if key == "total:order:404"),
+        "{missing:?}"
+    );
+}

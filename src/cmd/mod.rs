@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
+pub mod ack;
 pub mod bench;
 pub mod bench_ops;
 pub mod check;
@@ -26,6 +27,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(args).await,
         Command::Dlq(args) => dlq::run(args).await,
         Command::Report(args) => report::run(args).await,
+        Command::Ack(args) => ack::run(args).await,
         Command::Fix(args) => fix::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Daemon(args) => {

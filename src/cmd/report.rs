@@ -17,7 +17,16 @@ use crate::daemon::server::Settings;
 use crate::engine::discrepancy::kind_of;
 
 /// The columns of the CSV export, in order.
-pub const COLUMNS: [&str; 6] = ["key", "kind", "order", "invoice_id", "raised_at", "detail"];
+pub const COLUMNS: [&str; 8] = [
+    "key",
+    "kind",
+    "order",
+    "invoice_id",
+    "raised_at",
+    "detail",
+    "acknowledged_at",
+    "acknowledged_by",
+];
 
 fn text(v: &Value, field: &str) -> String {
     match v.get(field) {
@@ -39,6 +48,8 @@ pub fn to_csv(open: &[(String, Value)]) -> anyhow::Result<String> {
             text(v, "invoice_id"),
             text(v, "raised_at"),
             text(v, "detail"),
+            text(v, "acknowledged_at"),
+            text(v, "acknowledged_by"),
         ])?;
     }
     Ok(String::from_utf8(w.into_inner()?)?)
@@ -96,7 +107,12 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write the report to {}", path.display()))?,
         None => std::io::stdout().write_all(body.as_bytes())?,
     }
-    eprintln!("{} open discrepancies", open.len());
+    let acknowledged = crate::engine::discrepancy::acknowledged(&open);
+    eprintln!(
+        "{} open discrepancies ({} acknowledged)",
+        open.len(),
+        acknowledged
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -141,13 +141,18 @@ pub fn render_status(base: &str, ready: &ReadyReport, s: &ConsoleState) -> Strin
         .collect();
     let _ = writeln!(
         out,
-        "dead letters  {}\ndiscrepancies {}{}",
+        "dead letters  {}\ndiscrepancies {}{}{}",
         crate::daemon::metrics::dead_letters(s),
         s.discrepancies_open,
         if by_kind.is_empty() {
             String::new()
         } else {
             format!(" ({})", by_kind.join(", "))
+        },
+        if s.discrepancies_acknowledged == 0 {
+            String::new()
+        } else {
+            format!(", {} acknowledged", s.discrepancies_acknowledged)
         }
     );
     out

@@ -10,7 +10,8 @@
 //! | `tally_dead_letters` | gauge | | daemon, dead letters waiting for an operator |
 //! | `tally_xero_budget_minute_remaining` | gauge | | daemon, Xero calls left this minute |
 //! | `tally_xero_budget_day_remaining` | gauge | | daemon, Xero calls left today |
-//! | `tally_discrepancies_open` | gauge | `kind` (`all`, or a discrepancy kind such as `invoice_voided_in_xero`) | daemon; a kind's gauge drops to 0 when its last discrepancy closes |
+//! | `tally_discrepancies_open` | gauge | `kind` (`all`, or a discrepancy kind such as `invoice_voided_in_xero`) | daemon; open and not acknowledged by an operator; a kind's gauge drops to 0 when its last one closes or is acknowledged |
+//! | `tally_discrepancies_acknowledged` | gauge | | daemon; open, but accepted by an operator |
 //! | `tally_webhooks_total` | counter | `source` (xero, magento), `outcome` | daemon |
 //! | `tally_operations_total` | counter | `actor`, `outcome` | engine, through the `metrics` facade |
 //! | `tally_xero_call_seconds` | histogram | | engine, through the `metrics` facade |
@@ -73,7 +74,11 @@ fn describe() {
     );
     metrics::describe_gauge!(
         "tally_discrepancies_open",
-        "Open discrepancies found by the reconciler."
+        "Open discrepancies found by the reconciler that no operator acknowledged."
+    );
+    metrics::describe_gauge!(
+        "tally_discrepancies_acknowledged",
+        "Open discrepancies an operator acknowledged (the systems still disagree)."
     );
     metrics::describe_counter!(
         "tally_webhooks_total",
@@ -112,6 +117,8 @@ pub fn record_state(state: &ConsoleState) {
         .set(b.day_limit.saturating_sub(b.day_used) as f64);
     metrics::gauge!("tally_discrepancies_open", "kind" => "all")
         .set(state.discrepancies_open as f64);
+    metrics::gauge!("tally_discrepancies_acknowledged")
+        .set(state.discrepancies_acknowledged as f64);
     let mut seen = KINDS_SEEN.lock();
     seen.extend(state.discrepancies_by_kind.keys().cloned());
     for kind in seen.iter().filter(|k| k.as_str() != "all") {

@@ -21,6 +21,8 @@ use crate::daemon::{DaemonEngine, MagentoChange, Readiness, XeroEvent};
 const PUBLISH_EVERY: Duration = Duration::from_millis(500);
 /// Queue rows shipped to the console per snapshot (it virtualises, but the snapshot is cloned).
 const QUEUE_ROWS: usize = 20_000;
+/// Discrepancy rows shipped to the console per snapshot; the counts cover all of them.
+const DISCREPANCY_ROWS: usize = 5_000;
 const THROUGHPUT_SAMPLES: usize = 60;
 /// With nothing happening, the view is still rebuilt this often (queue ages, retry times).
 const REFRESH_IDLE: Duration = Duration::from_secs(60);
@@ -185,8 +187,10 @@ impl EngineRuntime {
         let letters = ledger.dead_letters().await.map_err(|e| e.to_string())?;
         let audit = ledger.audit_tail(300).await.map_err(|e| e.to_string())?;
         let open = ledger.discrepancies().await.map_err(|e| e.to_string())?;
-        let discrepancies = open.len() as u64;
         let by_kind = super::discrepancy::count_by_kind(&open);
+        let discrepancies = by_kind.values().sum();
+        let acknowledged = super::discrepancy::acknowledged(&open);
+        let discrepancy_rows = super::discrepancy::items(&open, DISCREPANCY_ROWS);
         drop(open);
         let (entity_key, search, notice) = {
             let ui = self.ui.lock();
@@ -210,6 +214,8 @@ impl EngineRuntime {
             search_results: search,
             discrepancies_open: discrepancies,
             discrepancies_by_kind: by_kind,
+            discrepancies_acknowledged: acknowledged,
+            discrepancies: discrepancy_rows,
             notice,
             now_ms: now,
         });
@@ -362,9 +368,33 @@ impl EngineRuntime {
                     )
                 }
             }
+            ConsoleCommand::Acknowledge(key) => self.acknowledge(&key).await,
             ConsoleCommand::Fix { key, rule } => self.fix(&key, &rule).await,
             ConsoleCommand::Quit => Ok("bye".into()),
         }
+    }
+
+    /// Accepts an open discrepancy: it stays listed until the systems agree, no longer counts
+    /// as needing attention (nor in alerts), and the order's audit trail records it.
+    async fn acknowledge(&self, key: &str) -> Result<String, String> {
+        self.link
+            .ctx
+            .ledger
+            .commit(vec![tally_actors::ledger::Write::AcknowledgeDiscrepancy {
+                key: key.to_owned(),
+                actor: "operator".into(),
+            }])
+            .await
+            .map_err(|e| match e {
+                tally_actors::ledger::LedgerError::NotFound { .. } => {
+                    format!("no open discrepancy {key} (the systems may agree again)")
+                }
+                other => other.to_string(),
+            })?;
+        tracing::info!(discrepancy = %key, "Discrepancy acknowledged by the operator.");
+        Ok(format!(
+            "{key} acknowledged; it stays listed until Magento and Xero agree"
+        ))
     }
 
     /// Validates and writes the rule, reloads the rules through the same path as SIGHUP, then

@@ -23,6 +23,8 @@ pub struct ViewInputs<'a> {
     pub search_results: Vec<String>,
     pub discrepancies_open: u64,
     pub discrepancies_by_kind: std::collections::BTreeMap<String, u64>,
+    pub discrepancies_acknowledged: u64,
+    pub discrepancies: Vec<tally_tui::state::DiscrepancyItem>,
     pub notice: Option<tally_tui::state::Notice>,
     pub now_ms: i64,
 }
@@ -195,6 +197,8 @@ pub fn state_from(i: ViewInputs<'_>) -> ConsoleState {
         search_results: i.search_results,
         discrepancies_open: i.discrepancies_open,
         discrepancies_by_kind: i.discrepancies_by_kind,
+        discrepancies_acknowledged: i.discrepancies_acknowledged,
+        discrepancies: i.discrepancies,
         notice: i.notice,
         log,
         generated_at: format_ms(i.now_ms),

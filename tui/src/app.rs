@@ -13,6 +13,7 @@ use crate::fmt;
 use crate::state::ConsoleState;
 use crate::theme::Theme;
 use crate::views::confirm::Confirm;
+use crate::views::discrepancies::DiscrepanciesView;
 use crate::views::entity::EntityScreen;
 use crate::views::errors::ErrorsView;
 use crate::views::log::LogScreen;
@@ -32,6 +33,7 @@ pub struct App {
     pub errors: ErrorsView,
     pub entity: EntityScreen,
     pub log: LogScreen,
+    pub discrepancies: DiscrepanciesView,
     confirm: Option<Confirm>,
     help: bool,
     /// Feedback for the last thing the operator asked for, so no keystroke goes unanswered.
@@ -43,7 +45,7 @@ pub struct App {
     quit: bool,
     engine_gone: bool,
     /// Where each tab was drawn, for mouse clicks.
-    tabs: [Rect; 5],
+    tabs: [Rect; 6],
     tabs_row: Rect,
 }
 
@@ -63,6 +65,7 @@ impl App {
             errors: ErrorsView::default(),
             entity: EntityScreen::default(),
             log: LogScreen::default(),
+            discrepancies: DiscrepanciesView::default(),
             confirm: None,
             help: false,
             status: None,
@@ -70,7 +73,7 @@ impl App {
             seen_notice: 0,
             quit: false,
             engine_gone: false,
-            tabs: [Rect::default(); 5],
+            tabs: [Rect::default(); 6],
             tabs_row: Rect::default(),
         }
     }
@@ -167,7 +170,7 @@ impl App {
         }
         if !self.view_captures_input() {
             match key.code {
-                KeyCode::Char(c @ '1'..='5') => {
+                KeyCode::Char(c @ '1'..='6') => {
                     self.view = View::from_digit(c).unwrap_or(self.view);
                     return None;
                 }
@@ -193,6 +196,7 @@ impl App {
             View::Errors => self.errors.handle_key(&key, state),
             View::Entity => self.entity.handle_key(&key, state),
             View::Log => self.log.handle_key(&key, state),
+            View::Discrepancies => self.discrepancies.handle_key(&key, state),
         };
         self.apply(outcome)
     }
@@ -219,6 +223,7 @@ impl App {
             View::Errors => self.errors.scroll(delta, state),
             View::Entity => self.entity.scroll(delta, state),
             View::Log => self.log.scroll(delta, state),
+            View::Discrepancies => self.discrepancies.scroll(delta, state),
         }
         None
     }
@@ -243,6 +248,7 @@ impl App {
                 return self.apply(outcome);
             }
             View::Log => self.log.click(column, row, state),
+            View::Discrepancies => self.discrepancies.click(column, row, state),
         }
         None
     }
@@ -252,7 +258,7 @@ impl App {
             View::Queues => self.queues.captures_input(),
             View::Errors => self.errors.captures_input(),
             View::Entity => self.entity.captures_input(),
-            View::Overview | View::Log => false,
+            View::Overview | View::Log | View::Discrepancies => false,
         }
     }
 
@@ -301,6 +307,7 @@ impl App {
             View::Errors => self.errors.draw(frame, body, state, theme),
             View::Entity => self.entity.draw(frame, body, state, theme),
             View::Log => self.log.draw(frame, body, state, theme),
+            View::Discrepancies => self.discrepancies.draw(frame, body, state, theme),
         }
         self.draw_footer(frame, footer);
         if let Some(confirm) = &self.confirm {
@@ -360,6 +367,7 @@ impl App {
             let count = match view {
                 View::Queues => format!(" {}", fmt::count(state.queue.len() as u64)),
                 View::Errors => format!(" {}", fmt::count(state.errors.len() as u64)),
+                View::Discrepancies => format!(" {}", fmt::count(state.discrepancies_open)),
                 _ => String::new(),
             };
             let label = format!(" {} {}{} ", i + 1, view.title(), count);
@@ -432,6 +440,13 @@ impl App {
                     ("q", "quit"),
                 ],
                 View::Log => &[("↑↓", "scroll"), ("?", "keys"), ("q", "quit")],
+                View::Discrepancies => &[
+                    ("a", "acknowledge"),
+                    ("enter", "audit trail"),
+                    ("c", "reconcile"),
+                    ("?", "keys"),
+                    ("q", "quit"),
+                ],
             }
         };
         let mut spans = vec![Span::raw(" ")];
@@ -459,6 +474,7 @@ fn describe(cmd: &ConsoleCommand) -> String {
         ConsoleCommand::Search(q) => format!("searching \"{q}\""),
         ConsoleCommand::Open(k) => format!("opening {k}"),
         ConsoleCommand::ReconcileNow => "reconcile sent".into(),
+        ConsoleCommand::Acknowledge(k) => format!("acknowledge sent: {k}"),
         ConsoleCommand::Fix { rule, .. } => format!("fix sent: {}", rule.describe()),
         ConsoleCommand::Quit => "quitting".into(),
     }

@@ -23,6 +23,9 @@ pub enum ConsoleCommand {
     /// Load the full audit trail of an entity key into `ConsoleState::entity`.
     Open(String),
     ReconcileNow,
+    /// Accept this open discrepancy for now (by its key): it stops counting as needing
+    /// attention until its detail changes, and the order's audit trail records who did it.
+    Acknowledge(String),
     /// Write `rule` into the mapping config (after validating it against the organisation),
     /// reload the rules and retry `key` and every other dead letter the rule unblocks.
     Fix {

@@ -2,8 +2,8 @@
 //! and it lets the console be looked at without an engine.
 
 use crate::state::{
-    ActorRow, ActorStatus, BudgetView, ConsoleState, EntityView, ErrorItem, HealthRow, LogLevel,
-    LogLine, QueueItem, TrailEntry,
+    ActorRow, ActorStatus, BudgetView, ConsoleState, DiscrepancyItem, EntityView, ErrorItem,
+    HealthRow, LogLevel, LogLine, QueueItem, TrailEntry,
 };
 
 const STAGES: [&str; 5] = [
@@ -61,10 +61,38 @@ pub fn sample_state(queue_items: usize) -> ConsoleState {
         ],
         discrepancies_open: 3,
         discrepancies_by_kind: [("invoice_voided_in_xero".to_owned(), 3)].into(),
+        discrepancies_acknowledged: 1,
+        discrepancies: discrepancies(),
         notice: None,
         log: log(),
         generated_at: "2025-06-01T12:00:05Z".into(),
     }
+}
+
+fn discrepancies() -> Vec<DiscrepancyItem> {
+    let voided = |n: &str, at: &str| DiscrepancyItem {
+        key: format!("voided:order:{n}"),
+        kind: "invoice_voided_in_xero".into(),
+        order: format!("order:{n}"),
+        detail: format!("Xero invoice {n} of order {n} is VOIDED; Magento still has the order"),
+        raised_at: at.into(),
+        acknowledged_at: None,
+        acknowledged_by: None,
+    };
+    vec![
+        voided("000000118", "2025-06-01T11:40:00Z"),
+        DiscrepancyItem {
+            key: "total:order:000000097".into(),
+            kind: "invoice_total_differs".into(),
+            order: "order:000000097".into(),
+            detail: "Xero invoice 000000097 totals 118.95, order 000000097's grand total is 119.00 (difference -0.05)".into(),
+            raised_at: "2025-06-01T10:02:00Z".into(),
+            acknowledged_at: Some("2025-06-01T10:15:00Z".into()),
+            acknowledged_by: Some("console".into()),
+        },
+        voided("000000121", "2025-06-01T11:52:00Z"),
+        voided("000000122", "2025-06-01T11:58:00Z"),
+    ]
 }
 
 fn actors() -> Vec<ActorRow> {

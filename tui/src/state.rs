@@ -30,11 +30,16 @@ pub struct ConsoleState {
     pub entity: Option<EntityView>,
     /// Entity keys answering the last [`crate::command::ConsoleCommand::Search`].
     pub search_results: Vec<String>,
-    /// Open discrepancies found by the reconciler (and Xero webhooks).
+    /// Open discrepancies found by the reconciler (and Xero webhooks) that no operator has
+    /// acknowledged: what needs attention, and what alerts count.
     pub discrepancies_open: u64,
-    /// Open discrepancies by their stable kind (e.g. `invoice_voided_in_xero`); kinds with
-    /// none open are absent.
+    /// Those open discrepancies by their stable kind (e.g. `invoice_voided_in_xero`); kinds
+    /// with none open are absent.
     pub discrepancies_by_kind: BTreeMap<String, u64>,
+    /// Open discrepancies an operator acknowledged: the systems still disagree, accepted.
+    pub discrepancies_acknowledged: u64,
+    /// Every open discrepancy, acknowledged or not, oldest first (bounded by the engine).
+    pub discrepancies: Vec<DiscrepancyItem>,
     /// The engine's answer to the latest operator command, so the console that sent it (and
     /// any other attached console) can show what happened.
     pub notice: Option<Notice>,
@@ -153,6 +158,24 @@ pub struct ErrorItem {
     pub stage: String,
     pub at: String,
     pub dead: bool,
+}
+
+/// One way Magento and Xero disagree about an order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DiscrepancyItem {
+    /// What [`crate::command::ConsoleCommand::Acknowledge`] takes, e.g. `total:order:000000123`.
+    pub key: String,
+    /// The stable kind, e.g. `invoice_total_differs`.
+    pub kind: String,
+    /// The order's entity key (what Open takes), e.g. `order:000000123`.
+    pub order: String,
+    /// Both sides' values and what to do, in words.
+    pub detail: String,
+    pub raised_at: String,
+    /// Set once an operator accepted it; it stays listed until the systems agree.
+    pub acknowledged_at: Option<String>,
+    pub acknowledged_by: Option<String>,
 }
 
 /// One entity with its full audit trail across both systems.

@@ -69,7 +69,11 @@ fn number_keys_and_tab_switch_views() {
     key(&mut a, &s, KeyCode::Char('5'));
     assert_eq!(a.view(), View::Log);
     key(&mut a, &s, KeyCode::Tab);
+    assert_eq!(a.view(), View::Discrepancies);
+    key(&mut a, &s, KeyCode::Tab);
     assert_eq!(a.view(), View::Overview);
+    key(&mut a, &s, KeyCode::Char('6'));
+    assert_eq!(a.view(), View::Discrepancies);
     key(&mut a, &s, KeyCode::Char('4'));
     assert!(text(&draw(&mut a, &s, 80, 24)).contains("Audit trail"));
 }
@@ -90,6 +94,49 @@ fn r_on_errors_retries_the_selected_newest_first_item() {
         Some(ConsoleCommand::Retry("order 000000131".into()))
     );
     assert_eq!(a.status(), Some("retry sent: order 000000131"));
+}
+
+#[test]
+fn discrepancies_list_what_needs_attention_first_and_acknowledge_asks_first() {
+    let s = sample_state(10);
+    let mut a = app();
+    key(&mut a, &s, KeyCode::Char('6'));
+    let screen = text(&draw(&mut a, &s, 120, 40));
+    assert!(
+        screen.contains("Discrepancies · 3 need attention · 1 acknowledged"),
+        "{screen}"
+    );
+    // Oldest open one first: 000000118 was raised at 11:40; the acknowledged one comes last.
+    let row = selected_row(&draw(&mut a, &s, 120, 40));
+    assert!(row.contains("000000118") && row.contains("open"), "{row}");
+    assert_eq!(key(&mut a, &s, KeyCode::Char('a')), None);
+    assert!(
+        text(&draw(&mut a, &s, 120, 40)).contains("Acknowledge voided:order:000000118?"),
+        "the question names the discrepancy"
+    );
+    assert_eq!(
+        key(&mut a, &s, KeyCode::Char('y')),
+        Some(ConsoleCommand::Acknowledge("voided:order:000000118".into()))
+    );
+    assert_eq!(a.status(), Some("acknowledge sent: voided:order:000000118"));
+    // An acknowledged one is not asked about again.
+    key(&mut a, &s, KeyCode::End);
+    let row = selected_row(&draw(&mut a, &s, 120, 40));
+    assert!(row.contains("000000097") && row.contains("ack"), "{row}");
+    assert_eq!(key(&mut a, &s, KeyCode::Char('a')), None);
+    assert!(a.confirmation().is_none());
+    // Enter opens the order's audit trail.
+    assert_eq!(
+        key(&mut a, &s, KeyCode::Enter),
+        Some(ConsoleCommand::Open("order:000000097".into()))
+    );
+    assert_eq!(a.view(), View::Entity);
+    // `c` asks for a reconciliation pass from here too.
+    key(&mut a, &s, KeyCode::Char('6'));
+    assert_eq!(
+        key(&mut a, &s, KeyCode::Char('c')),
+        Some(ConsoleCommand::ReconcileNow)
+    );
 }
 
 #[test]

@@ -46,6 +46,8 @@ view_snapshots! {
     entity_120x40: View::Entity, 120, 40;
     log_80x24: View::Log, 80, 24;
     log_120x40: View::Log, 120, 40;
+    discrepancies_80x24: View::Discrepancies, 80, 24;
+    discrepancies_120x40: View::Discrepancies, 120, 40;
 }
 
 #[test]

@@ -32,7 +32,8 @@ pub(crate) fn needs_durability(write: &Write) -> bool {
         | Write::DropDeadLetter { .. }
         | Write::SetToken { .. }
         | Write::PutDiscrepancy { .. }
-        | Write::RemoveDiscrepancy { .. } => true,
+        | Write::RemoveDiscrepancy { .. }
+        | Write::AcknowledgeDiscrepancy { .. } => true,
     }
 }
 

@@ -27,6 +27,7 @@ mod codec;
 mod config;
 mod dead_letter;
 mod derived;
+pub mod discrepancy;
 mod durability;
 mod entity;
 mod error;

@@ -37,12 +37,19 @@ pub enum Write {
     },
     /// Opaque bytes (e.g. a serialized OAuth token set); never logged or shown.
     SetToken { name: String, bytes: Vec<u8> },
+    /// Raise a discrepancy, or raise it again: merged into the stored one by the writer (see
+    /// `ledger::discrepancy::merged`), so it keeps its `raised_at`, and its acknowledgement
+    /// while its `detail` is unchanged.
     PutDiscrepancy {
         key: String,
         value: serde_json::Value,
     },
     /// Idempotent: removing an absent discrepancy is not an error.
     RemoveDiscrepancy { key: String },
+    /// An operator has seen the discrepancy and accepts it for now: it stays open (the systems
+    /// still disagree) but no longer counts as needing attention, until its detail changes.
+    /// Appends a line to the order's audit trail. `NotFound` if no such discrepancy is open.
+    AcknowledgeDiscrepancy { key: String, actor: String },
 }
 
 /// By hand so that token bytes never reach a log line through `{:?}`.
@@ -93,6 +100,11 @@ impl std::fmt::Debug for Write {
             Write::RemoveDiscrepancy { key } => f
                 .debug_struct("RemoveDiscrepancy")
                 .field("key", key)
+                .finish(),
+            Write::AcknowledgeDiscrepancy { key, actor } => f
+                .debug_struct("AcknowledgeDiscrepancy")
+                .field("key", key)
+                .field("actor", actor)
                 .finish(),
         }
     }

@@ -12,6 +12,7 @@ use super::codec;
 use super::config::LedgerOptions;
 use super::dead_letter::DeadLetter;
 use super::derived::Derived;
+use super::discrepancy;
 use super::durability::{HARDEN_AFTER, needs_durability};
 use super::entity::{EntityState, StateHeader, StoredState};
 use super::error::LedgerError;
@@ -449,11 +450,19 @@ impl<'t> Tx<'t> {
                 self.set_bytes(BytesTable::Tokens, &name, Some(&bytes))
             }
             Write::PutDiscrepancy { key, value } => {
+                let stored = self.stored_discrepancy(&key)?;
+                let value = discrepancy::merged(&value, stored.as_ref(), self.now);
+                if stored.as_ref() == Some(&value) {
+                    return Ok(());
+                }
                 let bytes = codec::encode("discrepancy", &value)?;
                 self.set_bytes(BytesTable::Discrepancies, &key, Some(&bytes))
             }
             Write::RemoveDiscrepancy { key } => {
                 self.set_bytes(BytesTable::Discrepancies, &key, None)
+            }
+            Write::AcknowledgeDiscrepancy { key, actor } => {
+                self.acknowledge_discrepancy(&key, &actor, info)
             }
         }
     }
@@ -574,6 +583,55 @@ impl<'t> Tx<'t> {
         info.versions.insert(state.key.clone(), state.version);
         if let Some(bytes) = audit {
             self.insert_audit(&state.key, &bytes, info)?;
+        }
+        Ok(())
+    }
+
+    fn stored_discrepancy(&self, key: &str) -> Result<Option<serde_json::Value>, LedgerError> {
+        self.discrepancies
+            .get(key)?
+            .map(|g| codec::decode("discrepancy", key, g.value()))
+            .transpose()
+    }
+
+    /// Marks the discrepancy acknowledged and says so in its order's audit trail (when the
+    /// order is in the ledger), so the trail shows who accepted which difference and when.
+    fn acknowledge_discrepancy(
+        &mut self,
+        key: &str,
+        actor: &str,
+        info: &mut CommitInfo,
+    ) -> Result<(), LedgerError> {
+        let stored = self
+            .stored_discrepancy(key)?
+            .ok_or_else(|| LedgerError::NotFound {
+                key: key.to_owned(),
+            })?;
+        if discrepancy::is_acknowledged(&stored) {
+            return Ok(());
+        }
+        let value = discrepancy::acknowledged(&stored, actor, self.now);
+        let bytes = codec::encode("discrepancy", &value)?;
+        self.set_bytes(BytesTable::Discrepancies, key, Some(&bytes))?;
+        let entity = stored.get("order").and_then(serde_json::Value::as_str);
+        if let Some(entity) = entity
+            && let Some(header) = self.load_header(entity)?
+        {
+            let detail = format!(
+                "acknowledged discrepancy {key}: {}",
+                stored
+                    .get("detail")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+            );
+            self.append_audit(
+                entity,
+                Some(header.stage),
+                header.stage,
+                actor,
+                &detail,
+                info,
+            )?;
         }
         Ok(())
     }

@@ -80,16 +80,10 @@ pub fn cancelled_in_magento(order: &EntityState, invoice_id: &str, number: &str)
     )
 }
 
-/// The value stored for a finding: what the diff says, plus when it was first raised (kept
-/// from the stored one, so an open discrepancy keeps its age across passes).
+/// The value stored for a finding over the `open` one: what the writer stores (see
+/// [`crate::ledger::discrepancy::merged`]), for a pass to tell whether it changes anything.
 pub fn stored_value(finding: &Value, open: Option<&Value>, now: DateTime<Utc>) -> Value {
-    let mut v = finding.clone();
-    let raised = open
-        .and_then(|o| o.get("raised_at"))
-        .cloned()
-        .unwrap_or_else(|| json!(now.to_rfc3339()));
-    v["raised_at"] = raised;
-    v
+    crate::ledger::discrepancy::merged(finding, open, now.timestamp_millis())
 }
 
 /// Whether a stored order record says Magento cancelled the order.

@@ -14,7 +14,7 @@ const LEFT: &[Section] = &[
     (
         "Everywhere",
         &[
-            ("1-5", "switch view"),
+            ("1-6", "switch view"),
             ("tab/⇧tab", "next / previous view"),
             ("?", "this help (esc closes)"),
             ("q ctrl-c", "quit"),
@@ -32,6 +32,14 @@ const LEFT: &[Section] = &[
     (
         "Overview",
         &[("p", "pause / resume actor"), ("c", "reconcile now")],
+    ),
+    (
+        "Discrepancies",
+        &[
+            ("a", "acknowledge (asks first)"),
+            ("enter o", "order's audit trail"),
+            ("c", "reconcile now"),
+        ],
     ),
 ];
 
@@ -75,7 +83,7 @@ fn lines(sections: &[Section], theme: Theme) -> Vec<Line<'static>> {
 }
 
 pub fn draw(frame: &mut Frame, area: Rect, theme: Theme) {
-    let popup = centered(area, 78, 20);
+    let popup = centered(area, 78, 22);
     let block = Block::default()
         .borders(Borders::ALL)
         .title(Line::from(" Keys ").style(theme.title()))

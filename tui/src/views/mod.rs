@@ -1,9 +1,10 @@
-//! The five screens of the console plus the overlays drawn over them.
+//! The six screens of the console plus the overlays drawn over them.
 //!
 //! Each screen owns its own UI state (cursor, filter, popup) and answers keys with an
 //! [`Action`]; the [`crate::app::App`] decides what an action means for the engine.
 
 pub mod confirm;
+pub mod discrepancies;
 pub mod entity;
 pub mod errors;
 pub mod fix_prompt;
@@ -31,15 +32,17 @@ pub enum View {
     Errors,
     Entity,
     Log,
+    Discrepancies,
 }
 
 impl View {
-    pub const ALL: [View; 5] = [
+    pub const ALL: [View; 6] = [
         View::Overview,
         View::Queues,
         View::Errors,
         View::Entity,
         View::Log,
+        View::Discrepancies,
     ];
 
     pub fn title(self) -> &'static str {
@@ -49,6 +52,7 @@ impl View {
             View::Errors => "Errors",
             View::Entity => "Entity",
             View::Log => "Log",
+            View::Discrepancies => "Discrepancies",
         }
     }
 
@@ -219,11 +223,13 @@ mod tests {
 
     #[test]
     fn tab_order_wraps_both_ways() {
-        assert_eq!(View::Log.next(), View::Overview);
-        assert_eq!(View::Overview.prev(), View::Log);
+        assert_eq!(View::Log.next(), View::Discrepancies);
+        assert_eq!(View::Discrepancies.next(), View::Overview);
+        assert_eq!(View::Overview.prev(), View::Discrepancies);
+        assert_eq!(View::from_digit('6'), Some(View::Discrepancies));
         assert_eq!(View::from_digit('3'), Some(View::Errors));
         assert_eq!(View::from_digit('0'), None);
-        assert_eq!(View::from_digit('6'), None);
+        assert_eq!(View::from_digit('7'), None);
     }
 
     #[test]
