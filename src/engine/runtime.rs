@@ -369,6 +369,11 @@ impl EngineRuntime {
                 }
             }
             ConsoleCommand::Acknowledge(key) => self.acknowledge(&key).await,
+            ConsoleCommand::FixDiscrepancy(key) => {
+                tally_actors::reconcile::fix::fix(&self.link.ctx, &key)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
             ConsoleCommand::Fix { key, rule } => self.fix(&key, &rule).await,
             ConsoleCommand::Quit => Ok("bye".into()),
         }

@@ -441,6 +441,7 @@ impl App {
                 ],
                 View::Log => &[("↑↓", "scroll"), ("?", "keys"), ("q", "quit")],
                 View::Discrepancies => &[
+                    ("f", "fix"),
                     ("a", "acknowledge"),
                     ("enter", "audit trail"),
                     ("c", "reconcile"),
@@ -475,6 +476,7 @@ fn describe(cmd: &ConsoleCommand) -> String {
         ConsoleCommand::Open(k) => format!("opening {k}"),
         ConsoleCommand::ReconcileNow => "reconcile sent".into(),
         ConsoleCommand::Acknowledge(k) => format!("acknowledge sent: {k}"),
+        ConsoleCommand::FixDiscrepancy(k) => format!("fix sent: {k}"),
         ConsoleCommand::Fix { rule, .. } => format!("fix sent: {}", rule.describe()),
         ConsoleCommand::Quit => "quitting".into(),
     }

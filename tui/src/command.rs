@@ -26,6 +26,10 @@ pub enum ConsoleCommand {
     /// Accept this open discrepancy for now (by its key): it stops counting as needing
     /// attention until its detail changes, and the order's audit trail records who did it.
     Acknowledge(String),
+    /// Make the change that brings Magento and Xero back into agreement for this discrepancy,
+    /// where tally can (void the Xero invoice of an order Magento cancelled); the engine
+    /// refuses the others and says what to do instead.
+    FixDiscrepancy(String),
     /// Write `rule` into the mapping config (after validating it against the organisation),
     /// reload the rules and retry `key` and every other dead letter the rule unblocks.
     Fix {

@@ -125,12 +125,36 @@ fn discrepancies_list_what_needs_attention_first_and_acknowledge_asks_first() {
     assert!(row.contains("000000097") && row.contains("ack"), "{row}");
     assert_eq!(key(&mut a, &s, KeyCode::Char('a')), None);
     assert!(a.confirmation().is_none());
+    // `f` on a kind tally cannot fix goes straight to the engine, which says what to do.
+    assert_eq!(
+        key(&mut a, &s, KeyCode::Char('f')),
+        Some(ConsoleCommand::FixDiscrepancy(
+            "total:order:000000097".into()
+        ))
+    );
     // Enter opens the order's audit trail.
     assert_eq!(
         key(&mut a, &s, KeyCode::Enter),
         Some(ConsoleCommand::Open("order:000000097".into()))
     );
     assert_eq!(a.view(), View::Entity);
+    // `f` on a cancelled order's discrepancy voids its invoice in Xero: asked first.
+    let mut s = s;
+    s.discrepancies[0].kind = "order_cancelled_in_magento".into();
+    s.discrepancies[0].key = "cancelled:order:000000118".into();
+    key(&mut a, &s, KeyCode::Char('6'));
+    key(&mut a, &s, KeyCode::Home);
+    assert_eq!(key(&mut a, &s, KeyCode::Char('f')), None);
+    assert!(
+        text(&draw(&mut a, &s, 120, 40)).contains("Void the Xero invoice of 000000118"),
+        "asks before writing to Xero"
+    );
+    assert_eq!(
+        key(&mut a, &s, KeyCode::Char('y')),
+        Some(ConsoleCommand::FixDiscrepancy(
+            "cancelled:order:000000118".into()
+        ))
+    );
     // `c` asks for a reconciliation pass from here too.
     key(&mut a, &s, KeyCode::Char('6'));
     assert_eq!(

@@ -6,6 +6,7 @@
 //! worker (`worker`) only fetches, looks orders up and commits.
 
 pub mod diff;
+pub mod fix;
 pub mod kinds;
 pub mod worker;
 

@@ -1,5 +1,6 @@
 //! Discrepancies: every way Magento and Xero disagree about an order, both sides' values in
-//! words, and the keys to look at the order's trail, accept the difference, or check again.
+//! words, and the keys to fix what tally can fix, look at the order's trail, accept the
+//! difference, or check again.
 
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
@@ -68,6 +69,23 @@ impl DiscrepanciesView {
                 }),
                 None => Outcome::Handled,
             },
+            // Only a cancelled order's invoice has a fix tally makes, and it writes to Xero:
+            // it asks first. Any other kind is sent as is, for the engine to say what to do.
+            KeyCode::Char('f') => match selected {
+                Some(d) if d.kind == "order_cancelled_in_magento" => {
+                    Outcome::Act(Action::Confirm {
+                        prompt: format!(
+                            "Void the Xero invoice of {} (cancelled in Magento)? Xero cannot undo a void.",
+                            d.order.trim_start_matches("order:")
+                        ),
+                        on_yes: ConsoleCommand::FixDiscrepancy(d.key.clone()),
+                    })
+                }
+                Some(d) => {
+                    Outcome::Act(Action::Send(ConsoleCommand::FixDiscrepancy(d.key.clone())))
+                }
+                None => Outcome::Handled,
+            },
             KeyCode::Enter | KeyCode::Char('o') => match selected {
                 Some(d) if !d.order.is_empty() => Outcome::Act(Action::OpenEntity(d.order.clone())),
                 _ => Outcome::Handled,
@@ -90,7 +108,7 @@ impl DiscrepanciesView {
 
     pub fn draw(&mut self, frame: &mut Frame, area: Rect, state: &ConsoleState, theme: Theme) {
         let [table_area, detail_area] =
-            Layout::vertical([Constraint::Min(4), Constraint::Length(7)]).areas(area);
+            Layout::vertical([Constraint::Min(4), Constraint::Length(8)]).areas(area);
         let order = attention_first(state);
         let title = Line::from(format!(
             " Discrepancies · {} need attention · {} acknowledged ",
@@ -156,7 +174,12 @@ fn detail_lines(d: &DiscrepancyItem, theme: Theme) -> Vec<Line<'static>> {
             "acknowledged by {} at {at}; listed until both sides agree",
             by.as_deref().unwrap_or("an operator")
         ),
-        (None, _) => "needs attention: fix it in Xero or Magento, or acknowledge it (a)".into(),
+        (None, _) if d.kind == "order_cancelled_in_magento" => {
+            "needs attention: f voids the invoice in Xero, a acknowledges it".into()
+        }
+        (None, _) => {
+            "needs attention: fix it in Xero or Magento (f says how), or acknowledge it (a)".into()
+        }
     };
     vec![
         Line::from(vec![

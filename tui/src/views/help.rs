@@ -36,6 +36,7 @@ const LEFT: &[Section] = &[
     (
         "Discrepancies",
         &[
+            ("f", "fix what tally can fix"),
             ("a", "acknowledge (asks first)"),
             ("enter o", "order's audit trail"),
             ("c", "reconcile now"),
@@ -83,7 +84,7 @@ fn lines(sections: &[Section], theme: Theme) -> Vec<Line<'static>> {
 }
 
 pub fn draw(frame: &mut Frame, area: Rect, theme: Theme) {
-    let popup = centered(area, 78, 22);
+    let popup = centered(area, 78, 23);
     let block = Block::default()
         .borders(Borders::ALL)
         .title(Line::from(" Keys ").style(theme.title()))

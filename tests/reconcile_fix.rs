@@ -1,0 +1,166 @@
+//! Fixing a discrepancy from tally: an order Magento cancelled after tally invoiced it gets
+//! its Xero invoice voided (once, however often asked), an invoice with a payment in Xero is
+//! refused with what to do, one voided meanwhile in Xero is found done without a write, and a
+//! kind tally cannot fix is refused with advice.
+
+mod common;
+
+use reqwest::Method;
+use serde_json::json;
+
+use common::{XeroReader, sandbox_env, sync_once};
+use tally_actors::ledger::{EntityState, Ledger, Stage, Write};
+use tally_actors::link::stage::StageWorker;
+use tally_actors::reconcile::ReconcileWorker;
+use tally_actors::reconcile::fix::{FixError, fix};
+use tally_actors::reconcile::kinds;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_orders_invoice_is_voided_once_and_only_when_xero_allows_it() {
+    let env = sandbox_env(37, 60, 120.0).await;
+    let (run, summary) = sync_once(&env.config).await;
+    assert_eq!(run.code, Some(0), "{summary}\n{}", run.stderr);
+    let unpaid: Vec<EntityState> = {
+        let ledger = Ledger::open(&env.ledger).unwrap();
+        let mut unpaid = Vec::new();
+        for stage in [Stage::Invoiced, Stage::Skipped] {
+            unpaid.extend(
+                ledger
+                    .by_stage(stage, 1000)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .filter(|s| s.links.contains_key("invoice_id")),
+            );
+        }
+        unpaid
+    };
+    assert!(unpaid.len() >= 3, "{} unpaid", unpaid.len());
+    let (voids, paid_meanwhile, voided_meanwhile) = (&unpaid[0], &unpaid[1], &unpaid[2]);
+
+    // The shop cancels all three; the next sync raises each.
+    for order in [voids, paid_meanwhile, voided_meanwhile] {
+        let entity_id: i64 = order.links["magento_entity_id"].parse().unwrap();
+        env.sandbox.magento.insert_order(
+            json!({"entity_id": entity_id, "state": "canceled", "status": "canceled"}),
+        );
+    }
+    let (run, summary) = sync_once(&env.config).await;
+    assert_eq!(run.code, Some(0), "{summary}\n{}", run.stderr);
+    let key = |o: &EntityState| kinds::key(kinds::ORDER_CANCELLED_IN_MAGENTO, &o.key);
+
+    // Meanwhile in Xero: one is paid, one is voided by someone else.
+    let xero = XeroReader::connect(&env.config).await;
+    let invoice = |o: &EntityState| o.links["invoice_id"].clone();
+    let due = xero
+        .get(&format!("Invoices/{}", invoice(paid_meanwhile)))
+        .await["Invoices"][0]["AmountDue"]
+        .clone();
+    let (st, body) = xero
+        .send(
+            Method::PUT,
+            "Payments",
+            json!({"Payments": [{"Invoice": {"InvoiceID": invoice(paid_meanwhile)},
+                                 "Account": {"Code": "090"}, "Amount": due, "Date": "2026-11-28"}]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = xero
+        .send(
+            Method::POST,
+            &format!("Invoices/{}", invoice(voided_meanwhile)),
+            json!({"Invoices": [{"Status": "VOIDED"}]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+
+    let ctx = tally::cmd::engine::connect(&env.config).await.unwrap().1;
+    let status_of = |o: &EntityState| {
+        let (xero, id) = (&xero, invoice(o));
+        async move {
+            xero.get(&format!("Invoices/{id}")).await["Invoices"][0]["Status"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+
+    // The fix: voided in Xero, closed, and the order's trail says who asked and what happened.
+    let done = fix(&ctx, &key(voids)).await.unwrap();
+    assert!(done.contains("voided"), "{done}");
+    assert_eq!(status_of(voids).await, "VOIDED");
+    let trail = ctx.ledger.audit_for(&voids.key).await.unwrap();
+    let details: Vec<&str> = trail
+        .iter()
+        .rev()
+        .take(2)
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert!(
+        details[1].starts_with("asked to void Xero invoice"),
+        "{details:?}"
+    );
+    assert!(
+        details[0].contains("voided (the order was cancelled in Magento)"),
+        "{details:?}"
+    );
+    assert!(trail.iter().rev().take(2).all(|e| e.actor == "operator"));
+    // Asked again (a second console, a retry after a crash): nothing is open, nothing sent.
+    let calls = ctx.xero.counters().calls;
+    assert!(matches!(
+        fix(&ctx, &key(voids)).await,
+        Err(FixError::NotOpen(_))
+    ));
+    assert_eq!(ctx.xero.counters().calls, calls);
+
+    // Paid in Xero: Xero cannot void it, so tally does not try; it stays open.
+    let refused = fix(&ctx, &key(paid_meanwhile)).await.unwrap_err();
+    assert!(
+        matches!(&refused, FixError::Refused(m) if m.contains("payments or credits")),
+        "{refused}"
+    );
+    assert_eq!(status_of(paid_meanwhile).await, "PAID");
+
+    // Voided meanwhile: found done by the read, closed without a write.
+    let calls = ctx.xero.counters().calls;
+    let done = fix(&ctx, &key(voided_meanwhile)).await.unwrap();
+    assert!(done.contains("already VOIDED; nothing sent"), "{done}");
+    assert_eq!(ctx.xero.counters().calls, calls + 1, "one read, no write");
+
+    // A kind tally cannot fix is refused with what to do instead.
+    let total = kinds::key(kinds::INVOICE_TOTAL_DIFFERS, &voids.key);
+    ctx.ledger
+        .commit(vec![Write::PutDiscrepancy {
+            key: total.clone(),
+            value: json!({"kind": kinds::INVOICE_TOTAL_DIFFERS, "order": voids.key, "detail": "edited"}),
+        }])
+        .await
+        .unwrap();
+    let refused = fix(&ctx, &total).await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("correct it there (or acknowledge it)"),
+        "{refused}"
+    );
+
+    // The reconciler agrees: the voided ones stay closed; the paid one is still open.
+    ctx.ledger
+        .commit(vec![Write::RemoveDiscrepancy { key: total }])
+        .await
+        .unwrap();
+    ReconcileWorker::new(ctx.clone()).round().await.unwrap();
+    let open: Vec<String> = ctx
+        .ledger
+        .discrepancies()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        !open.contains(&key(voids)) && !open.contains(&key(voided_meanwhile)),
+        "{open:?}"
+    );
+    assert!(open.contains(&key(paid_meanwhile)), "{open:?}");
+}
