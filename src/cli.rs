@@ -31,6 +31,10 @@ pub enum Command {
     Check(ConfigArg),
     /// Inspect and act on the dead-letter queue.
     Dlq(DlqArgs),
+    /// One reconciliation pass now: what Xero changed since the last one, compared with
+    /// Magento; a JSON summary, exit 1 if anything needs attention (through the daemon when
+    /// one runs).
+    Reconcile(ConfigArg),
     /// Export the open discrepancies between Magento and Xero (CSV or JSON).
     Report(ReportArgs),
     /// Acknowledge an open discrepancy: accepted for now, it stops counting in alerts until

@@ -562,6 +562,12 @@ async fn the_daemons_reconciler_finds_a_voided_invoice_no_webhook_announced() {
             .then_some(())
     })
     .await;
+    // `tally reconcile` asks the daemon for a pass; acknowledged, nothing needs attention.
+    let run = tally(&["reconcile", "--config", path_str(&config)]).await;
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(summary["through_daemon"].is_string(), "{summary}");
+    assert_eq!(summary["acknowledged"], 1, "{summary}");
     let s = state(&http, &base).await;
     assert_eq!(s["discrepancies"][0]["key"], key.as_str(), "{s}");
     assert_eq!(s["discrepancies"][0]["acknowledged_by"], "operator", "{s}");

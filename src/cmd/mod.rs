@@ -14,6 +14,7 @@ pub mod dlq;
 pub mod engine;
 pub mod fix;
 pub mod plan;
+pub mod reconcile;
 pub mod report;
 pub mod sandbox;
 pub mod sync;
@@ -26,6 +27,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::run(args).await,
         Command::Check(args) => check::run(args).await,
         Command::Dlq(args) => dlq::run(args).await,
+        Command::Reconcile(args) => reconcile::run(args).await,
         Command::Report(args) => report::run(args).await,
         Command::Ack(args) => ack::run(args).await,
         Command::Fix(args) => fix::run(args).await,

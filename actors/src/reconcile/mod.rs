@@ -11,4 +11,4 @@ pub mod kinds;
 pub mod worker;
 
 pub use diff::{Finding, findings};
-pub use worker::ReconcileWorker;
+pub use worker::{PassSummary, ReconcileWorker};

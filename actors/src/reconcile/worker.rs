@@ -67,12 +67,39 @@ struct Judged {
     verdict: Verdict,
 }
 
+/// What one pass did: for `tally reconcile`'s summary and the stage's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PassSummary {
+    /// Invoices Xero changed since the last pass, each compared with its order.
+    pub invoices_compared: usize,
+    /// Discrepancies raised or changed (an unchanged open one is not counted).
+    pub raised: usize,
+    /// Discrepancies closed because both sides agree again.
+    pub closed: usize,
+    /// Orders moved to `Paid` because Xero has their invoice paid.
+    pub moved_to_paid: usize,
+    /// Why the pass stopped early (a Xero failure); nothing was committed, and the next pass
+    /// starts from the same place.
+    pub gave_up: Option<String>,
+}
+
+impl PassSummary {
+    fn report(&self) -> RoundReport {
+        RoundReport {
+            done: self.raised + self.closed + self.moved_to_paid,
+            retrying: usize::from(self.gave_up.is_some()),
+            ..Default::default()
+        }
+    }
+}
+
 /// A pass given up on a Xero failure. Nothing is committed, so the next pass reads from the
 /// same cursor and nothing is skipped.
-fn next_pass(what: &str, e: &crate::xero::XeroError) -> RoundReport {
+fn next_pass(what: &str, e: &crate::xero::XeroError, invoices_compared: usize) -> PassSummary {
     tracing::warn!(error = %e, "Reconciliation {what}; the next pass tries again.");
-    RoundReport {
-        retrying: 1,
+    PassSummary {
+        invoices_compared,
+        gave_up: Some(format!("{what}: {e}")),
         ..Default::default()
     }
 }
@@ -92,6 +119,13 @@ fn raises(
 
 impl StageWorker for ReconcileWorker {
     async fn round(&self) -> Result<RoundReport, RoundError> {
+        self.pass().await.map(|p| p.report())
+    }
+}
+
+impl ReconcileWorker {
+    /// One pass: every invoice Xero changed since the last one, compared with its order.
+    pub async fn pass(&self) -> Result<PassSummary, RoundError> {
         let ctx = &self.ctx;
         let since = self.since().await?;
         let open: HashMap<String, Value> = ctx
@@ -114,7 +148,13 @@ impl StageWorker for ReconcileWorker {
                 .await
             {
                 Ok(r) => r,
-                Err(e) => return Ok(next_pass("could not read Xero's invoices", &e)),
+                Err(e) => {
+                    return Ok(next_pass(
+                        "could not read Xero's invoices",
+                        &e,
+                        invoices_read,
+                    ));
+                }
             };
             invoices_read += invoices.len();
             let mut ids = Vec::with_capacity(invoices.len());
@@ -176,7 +216,13 @@ impl StageWorker for ReconcileWorker {
                 .await
             {
                 Ok(v) => v,
-                Err(e) => return Ok(next_pass("could not confirm what it found", &e)),
+                Err(e) => {
+                    return Ok(next_pass(
+                        "could not confirm what it found",
+                        &e,
+                        invoices_read,
+                    ));
+                }
             };
             let by_id: HashMap<&str, &Value> = fresh
                 .iter()
@@ -190,7 +236,10 @@ impl StageWorker for ReconcileWorker {
         }
         let mut writes = Vec::new();
         let mut moves = Vec::new();
-        let mut report = RoundReport::default();
+        let mut summary = PassSummary {
+            invoices_compared: invoices_read,
+            ..Default::default()
+        };
         for Judged { order, verdict, .. } in judged {
             for kind in kinds::RECONCILED {
                 let key = kinds::key(kind, &order.key);
@@ -201,12 +250,12 @@ impl StageWorker for ReconcileWorker {
                         if stored != Some(&value) {
                             tracing::warn!(order = %order.key, kind, "Discrepancy raised.");
                             writes.push(Write::PutDiscrepancy { key, value });
-                            report.done += 1;
+                            summary.raised += 1;
                         }
                     }
                     None if stored.is_some() => {
                         writes.push(Write::RemoveDiscrepancy { key });
-                        report.done += 1;
+                        summary.closed += 1;
                     }
                     None => {}
                 }
@@ -229,7 +278,7 @@ impl StageWorker for ReconcileWorker {
         if !moves.is_empty() {
             for r in ctx.ledger.commit_each(moves).await {
                 match r {
-                    Ok(_) => report.done += 1,
+                    Ok(_) => summary.moved_to_paid += 1,
                     Err(e) => {
                         all_moved = false;
                         tracing::debug!(error = %e, "Paid-in-Xero move not committed; next pass.");
@@ -249,9 +298,11 @@ impl StageWorker for ReconcileWorker {
         }
         tracing::info!(
             invoices = invoices_read,
-            changes = report.done,
+            raised = summary.raised,
+            closed = summary.closed,
+            moved_to_paid = summary.moved_to_paid,
             "Reconciliation pass done."
         );
-        Ok(report)
+        Ok(summary)
     }
 }

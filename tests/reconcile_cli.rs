@@ -1,0 +1,76 @@
+//! `tally reconcile` from a shell: one pass, a JSON summary, and an exit code a cron job can
+//! act on (1 while a discrepancy needs attention, 0 once it is acknowledged).
+
+mod common;
+
+use serde_json::{Value, json};
+
+use common::{XeroReader, path_str, sandbox_env, sync_once, tally};
+use tally_actors::ledger::{Ledger, Stage};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pass_from_the_shell_reports_what_needs_attention_in_its_exit_code() {
+    let env = sandbox_env(47, 30, 120.0).await;
+    let (run, summary) = sync_once(&env.config).await;
+    assert_eq!(run.code, Some(0), "{summary}\n{}", run.stderr);
+    let config = path_str(&env.config);
+
+    // Everything agrees after the backfill.
+    let run = tally(&["reconcile", "--config", config]).await;
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let first: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(first["needs_attention"], 0, "{first}");
+    assert!(
+        first["invoices_compared"].as_u64().unwrap() >= 20,
+        "{first}"
+    );
+
+    // Someone voids an invoice in Xero.
+    let unpaid = {
+        let ledger = Ledger::open(&env.ledger).unwrap();
+        ledger
+            .by_stage(Stage::Skipped, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.links.contains_key("invoice_id"))
+            .expect("an invoiced, unpaid order")
+    };
+    let xero = XeroReader::connect(&env.config).await;
+    let (st, body) = xero
+        .send(
+            reqwest::Method::POST,
+            &format!("Invoices/{}", unpaid.links["invoice_id"]),
+            json!({"Invoices": [{"Status": "VOIDED"}]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+
+    let run = tally(&["reconcile", "--config", config]).await;
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    let second: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(second["raised"], 1, "{second}");
+    assert_eq!(second["needs_attention"], 1, "{second}");
+    assert_eq!(
+        second["needs_attention_by_kind"]["invoice_voided_in_xero"], 1,
+        "{second}"
+    );
+    assert!(second["gave_up"].is_null(), "{second}");
+
+    // Acknowledged, it no longer fails the job; the pass after raises nothing new.
+    let key = format!("voided:{}", unpaid.key);
+    let run = tally(&["ack", "--config", config, &key]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let run = tally(&["reconcile", "--config", config]).await;
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let third: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        (
+            third["raised"].clone(),
+            third["needs_attention"].clone(),
+            third["acknowledged"].clone()
+        ),
+        (json!(0), json!(0), json!(1)),
+        "{third}"
+    );
+}
