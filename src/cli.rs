@@ -106,11 +106,12 @@ pub struct PlanArgs {
 pub struct ReportArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// `csv` (one row per discrepancy, for a spreadsheet) or `json`.
+    /// `csv` (one row per discrepancy, for a spreadsheet), `json` (for scripts), `md` or
+    /// `html` (for people: grouped by kind, each saying what it means and what to do).
     #[arg(long, value_enum, default_value_t = ReportFormat::Csv)]
     pub format: ReportFormat,
     /// Write to this file instead of standard output.
-    #[arg(long)]
+    #[arg(long, visible_alias = "out")]
     pub output: Option<std::path::PathBuf>,
 }
 
@@ -126,6 +127,8 @@ pub struct AckArgs {
 pub enum ReportFormat {
     Csv,
     Json,
+    Md,
+    Html,
 }
 
 #[derive(Debug, Args)]

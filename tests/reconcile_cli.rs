@@ -57,6 +57,38 @@ async fn one_pass_from_the_shell_reports_what_needs_attention_in_its_exit_code()
     );
     assert!(second["gave_up"].is_null(), "{second}");
 
+    // The report for people: Markdown on stdout, HTML into a file.
+    let number = unpaid.key.trim_start_matches("order:");
+    let run = tally(&["report", "--config", config, "--format", "md"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout.contains("## Invoice voided in Xero (1)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!("| {number} |")),
+        "{}",
+        run.stdout
+    );
+    let page = env.dir.path().join("discrepancies.html");
+    let run = tally(&[
+        "report",
+        "--config",
+        config,
+        "--format",
+        "html",
+        "--out",
+        path_str(&page),
+    ])
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.starts_with("<!doctype html>") && html.contains(&format!("<td>{number}</td>")),
+        "{html}"
+    );
+
     // Acknowledged, it no longer fails the job; the pass after raises nothing new.
     let key = format!("voided:{}", unpaid.key);
     let run = tally(&["ack", "--config", config, &key]).await;

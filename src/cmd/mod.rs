@@ -16,6 +16,7 @@ pub mod fix;
 pub mod plan;
 pub mod reconcile;
 pub mod report;
+pub mod report_render;
 pub mod sandbox;
 pub mod sync;
 

@@ -88,6 +88,10 @@ async fn from_daemon(raw: &RawConfig) -> anyhow::Result<Option<Vec<(String, Valu
     }
 }
 
+fn generated_at() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let raw = RawConfig::load(&args.config.config)?;
     let open = match from_daemon(&raw).await? {
@@ -101,6 +105,8 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let body = match args.format {
         ReportFormat::Csv => to_csv(&open)?,
         ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&to_json(&open))?),
+        ReportFormat::Md => super::report_render::to_markdown(&open, &generated_at()),
+        ReportFormat::Html => super::report_render::to_html(&open, &generated_at()),
     };
     match &args.output {
         Some(path) => std::fs::write(path, &body)

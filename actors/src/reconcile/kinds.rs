@@ -34,3 +34,30 @@ pub fn key(kind: &str, order: &str) -> String {
     };
     format!("{prefix}:{order}")
 }
+
+/// What a kind means and what to do about it, in a finance team's words: the headings of
+/// `tally report`'s Markdown and HTML.
+pub fn explain(kind: &str) -> (&'static str, &'static str) {
+    match kind {
+        INVOICE_VOIDED_IN_XERO => (
+            "Invoice voided in Xero",
+            "Someone voided or deleted in Xero an invoice tally posted, and Magento still has the order. Cancel the order in Magento, or re-create the invoice in Xero.",
+        ),
+        INVOICE_TOTAL_DIFFERS => (
+            "Invoice total differs",
+            "Someone changed an invoice in Xero, and its total no longer equals the order's grand total. Correct it in Xero, or acknowledge the difference.",
+        ),
+        PAYMENT_MISSING_IN_XERO => (
+            "Payment missing in Xero",
+            "tally applied the order's payment, and Xero no longer shows it (removed in Xero). Apply it again in Xero, or acknowledge it.",
+        ),
+        ORDER_CANCELLED_IN_MAGENTO => (
+            "Order cancelled in Magento",
+            "The shop cancelled an order after tally invoiced it, and Xero still has the invoice as owed. Void it from the console (f), or in Xero.",
+        ),
+        _ => (
+            "Other",
+            "Raised by an earlier release; compare both systems.",
+        ),
+    }
+}
