@@ -264,7 +264,7 @@ fn draw_health(frame: &mut Frame, area: Rect, state: &ConsoleState, theme: Theme
 }
 
 /// Whether the two systems agree at a glance, and in what way they do not (by kind); the
-/// records themselves are in `tally report`.
+/// records themselves are in the Discrepancies view (6) and `tally report`.
 fn draw_discrepancies(frame: &mut Frame, area: Rect, state: &ConsoleState, theme: Theme) {
     let n = state.discrepancies_open;
     let style = if n > 0 { theme.warn() } else { theme.good() };
@@ -278,8 +278,17 @@ fn draw_discrepancies(frame: &mut Frame, area: Rect, state: &ConsoleState, theme
         format!("Discrepancies: {} open", fmt::count(n)),
         style,
     )];
-    // The key hint before the kinds: on a narrow terminal the kinds are what is cut.
-    spans.push(Span::styled("  c reconcile now", theme.dim()));
+    if state.discrepancies_acknowledged > 0 {
+        spans.push(Span::styled(
+            format!(
+                " (+{} acknowledged)",
+                fmt::count(state.discrepancies_acknowledged)
+            ),
+            theme.dim(),
+        ));
+    }
+    // The key hints before the kinds: on a narrow terminal the kinds are what is cut.
+    spans.push(Span::styled("  6 list  c reconcile now", theme.dim()));
     if !kinds.is_empty() {
         spans.push(Span::raw(format!("  {}", kinds.join(", "))));
     }
