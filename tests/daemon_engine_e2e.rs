@@ -504,25 +504,15 @@ async fn the_daemons_reconciler_finds_a_voided_invoice_no_webhook_announced() {
     .await;
     let (run, summary) = sync_once(&env.config).await;
     assert_eq!(run.code, Some(0), "{summary}\n{}", run.stderr);
-    let unpaid = {
-        let ledger = tally_actors::ledger::Ledger::open(&env.ledger).unwrap();
-        ledger
-            .by_stage(tally_actors::ledger::Stage::Skipped, 100)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|s| s.links.contains_key("invoice_id"))
-            .expect("an unpaid invoiced order")
-    };
-    let xero = XeroReader::connect(&env.config).await;
-    let (st, body) = xero
-        .send(
-            reqwest::Method::POST,
-            &format!("Invoices/{}", unpaid.links["invoice_id"]),
-            json!({"Invoices": [{"Status": "VOIDED"}]}),
-        )
+    let unpaid = common::unpaid_invoiced_orders(&env.ledger)
+        .await
+        .into_iter()
+        .next()
+        .expect("an unpaid invoiced order");
+    XeroReader::connect(&env.config)
+        .await
+        .void_invoice(&unpaid.links["invoice_id"])
         .await;
-    assert_eq!(st, 200, "{body}");
 
     let (config, base) = daemon_config(&env, "[reconcile]\nevery_secs = 1\n");
     let log = env.dir.path().join("daemon.log");

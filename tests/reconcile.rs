@@ -91,14 +91,7 @@ async fn a_pass_raises_what_changed_in_xero_and_closes_what_agrees_again() {
     // An invoice voided before the reconciler ever ran: the first pass, which starts where
     // the ledger did, finds it and nothing else (the rest of the backfill agrees with Xero).
     let xero = XeroReader::connect(&env.config).await;
-    let (st, body) = xero
-        .send(
-            Method::POST,
-            &format!("Invoices/{}", invoice_of(voided)),
-            json!({"Invoices": [{"Status": "VOIDED"}]}),
-        )
-        .await;
-    assert_eq!(st, 200, "{body}");
+    xero.void_invoice(&invoice_of(voided)).await;
     let ctx = tally::cmd::engine::connect(&env.config).await.unwrap().1;
     let worker = ReconcileWorker::new(ctx.clone());
     let first = worker.round().await.unwrap();
@@ -135,19 +128,7 @@ async fn a_pass_raises_what_changed_in_xero_and_closes_what_agrees_again() {
         )
         .await;
     assert_eq!(st, 200, "{body}");
-    let due = xero
-        .get(&format!("Invoices/{}", invoice_of(paid_in_xero)))
-        .await["Invoices"][0]["AmountDue"]
-        .clone();
-    let (st, body) = xero
-        .send(
-            Method::PUT,
-            "Payments",
-            json!({"Payments": [{"Invoice": {"InvoiceID": invoice_of(paid_in_xero)},
-                                 "Account": {"Code": "090"}, "Amount": due, "Date": "2026-11-28"}]}),
-        )
-        .await;
-    assert_eq!(st, 200, "{body}");
+    xero.pay_invoice_in_full(&invoice_of(paid_in_xero)).await;
 
     let second = worker.round().await.unwrap();
     let open = open_keys(&ctx).await;
@@ -249,14 +230,7 @@ async fn a_pass_raises_what_changed_in_xero_and_closes_what_agrees_again() {
         )
         .await;
     assert_eq!(st, 200, "{body}");
-    let (st, body) = xero
-        .send(
-            Method::POST,
-            &format!("Invoices/{}", invoice_of(cancelled)),
-            json!({"Invoices": [{"Status": "VOIDED"}]}),
-        )
-        .await;
-    assert_eq!(st, 200, "{body}");
+    xero.void_invoice(&invoice_of(cancelled)).await;
     worker.round().await.unwrap();
     let open = open_keys(&ctx).await;
     assert_eq!(

@@ -5,8 +5,7 @@ mod common;
 
 use serde_json::{Value, json};
 
-use common::{XeroReader, path_str, sandbox_env, sync_once, tally};
-use tally_actors::ledger::{Ledger, Stage};
+use common::{XeroReader, path_str, sandbox_env, sync_once, tally, unpaid_invoiced_orders};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_pass_from_the_shell_reports_what_needs_attention_in_its_exit_code() {
@@ -26,25 +25,15 @@ async fn one_pass_from_the_shell_reports_what_needs_attention_in_its_exit_code()
     );
 
     // Someone voids an invoice in Xero.
-    let unpaid = {
-        let ledger = Ledger::open(&env.ledger).unwrap();
-        ledger
-            .by_stage(Stage::Skipped, 100)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|s| s.links.contains_key("invoice_id"))
-            .expect("an invoiced, unpaid order")
-    };
-    let xero = XeroReader::connect(&env.config).await;
-    let (st, body) = xero
-        .send(
-            reqwest::Method::POST,
-            &format!("Invoices/{}", unpaid.links["invoice_id"]),
-            json!({"Invoices": [{"Status": "VOIDED"}]}),
-        )
+    let unpaid = unpaid_invoiced_orders(&env.ledger)
+        .await
+        .into_iter()
+        .next()
+        .expect("an invoiced, unpaid order");
+    XeroReader::connect(&env.config)
+        .await
+        .void_invoice(&unpaid.links["invoice_id"])
         .await;
-    assert_eq!(st, 200, "{body}");
 
     let run = tally(&["reconcile", "--config", config]).await;
     assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);

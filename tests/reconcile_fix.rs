@@ -5,11 +5,10 @@
 
 mod common;
 
-use reqwest::Method;
 use serde_json::json;
 
-use common::{XeroReader, sandbox_env, sync_once};
-use tally_actors::ledger::{EntityState, Ledger, Stage, Write};
+use common::{XeroReader, sandbox_env, sync_once, unpaid_invoiced_orders};
+use tally_actors::ledger::{EntityState, Write};
 use tally_actors::link::stage::StageWorker;
 use tally_actors::reconcile::ReconcileWorker;
 use tally_actors::reconcile::fix::{FixError, fix};
@@ -20,21 +19,7 @@ async fn a_cancelled_orders_invoice_is_voided_once_and_only_when_xero_allows_it(
     let env = sandbox_env(37, 60, 120.0).await;
     let (run, summary) = sync_once(&env.config).await;
     assert_eq!(run.code, Some(0), "{summary}\n{}", run.stderr);
-    let unpaid: Vec<EntityState> = {
-        let ledger = Ledger::open(&env.ledger).unwrap();
-        let mut unpaid = Vec::new();
-        for stage in [Stage::Invoiced, Stage::Skipped] {
-            unpaid.extend(
-                ledger
-                    .by_stage(stage, 1000)
-                    .await
-                    .unwrap()
-                    .into_iter()
-                    .filter(|s| s.links.contains_key("invoice_id")),
-            );
-        }
-        unpaid
-    };
+    let unpaid = unpaid_invoiced_orders(&env.ledger).await;
     assert!(unpaid.len() >= 3, "{} unpaid", unpaid.len());
     let (voids, paid_meanwhile, voided_meanwhile) = (&unpaid[0], &unpaid[1], &unpaid[2]);
 
@@ -52,27 +37,8 @@ async fn a_cancelled_orders_invoice_is_voided_once_and_only_when_xero_allows_it(
     // Meanwhile in Xero: one is paid, one is voided by someone else.
     let xero = XeroReader::connect(&env.config).await;
     let invoice = |o: &EntityState| o.links["invoice_id"].clone();
-    let due = xero
-        .get(&format!("Invoices/{}", invoice(paid_meanwhile)))
-        .await["Invoices"][0]["AmountDue"]
-        .clone();
-    let (st, body) = xero
-        .send(
-            Method::PUT,
-            "Payments",
-            json!({"Payments": [{"Invoice": {"InvoiceID": invoice(paid_meanwhile)},
-                                 "Account": {"Code": "090"}, "Amount": due, "Date": "2026-11-28"}]}),
-        )
-        .await;
-    assert_eq!(st, 200, "{body}");
-    let (st, body) = xero
-        .send(
-            Method::POST,
-            &format!("Invoices/{}", invoice(voided_meanwhile)),
-            json!({"Invoices": [{"Status": "VOIDED"}]}),
-        )
-        .await;
-    assert_eq!(st, 200, "{body}");
+    xero.pay_invoice_in_full(&invoice(paid_meanwhile)).await;
+    xero.void_invoice(&invoice(voided_meanwhile)).await;
 
     let ctx = tally::cmd::engine::connect(&env.config).await.unwrap().1;
     let status_of = |o: &EntityState| {

@@ -6,7 +6,6 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use reqwest::Method;
 use serde_json::json;
 
 use common::{XeroReader, sandbox_env, sync_once};
@@ -41,14 +40,7 @@ async fn a_voided_invoice_webhook_raises_what_the_reconciler_would() {
 
     let xero = XeroReader::connect(&env.config).await;
     for order in [kept, cancelled] {
-        let (st, body) = xero
-            .send(
-                Method::POST,
-                &format!("Invoices/{}", order.links["invoice_id"]),
-                json!({"Invoices": [{"Status": "VOIDED"}]}),
-            )
-            .await;
-        assert_eq!(st, 200, "{body}");
+        xero.void_invoice(&order.links["invoice_id"]).await;
     }
 
     // Only the webhook judges here: the reconciler is off.

@@ -11,31 +11,12 @@ use tally_tui::ConsoleCommand;
 use super::engine::{link_config, open_ledger};
 use crate::cli::AckArgs;
 use crate::config::RawConfig;
-use crate::daemon::client::{ClientError, ControlClient};
-use crate::daemon::server::Settings;
 
 pub async fn run(args: AckArgs) -> anyhow::Result<ExitCode> {
     let raw = RawConfig::load(&args.config.config)?;
-    if let Ok(client) = ControlClient::from_config(&Settings::from_raw(&raw)?.daemon) {
-        match client
-            .command(&ConsoleCommand::Acknowledge(args.key.clone()))
-            .await
-        {
-            Ok(reply) if reply.ok => {
-                println!(
-                    "{} (through the daemon at {})",
-                    reply.message,
-                    client.base()
-                );
-                return Ok(ExitCode::SUCCESS);
-            }
-            Ok(reply) => {
-                eprintln!("{}", reply.message);
-                return Ok(ExitCode::from(1));
-            }
-            Err(ClientError::Unreachable { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+    let cmd = ConsoleCommand::Acknowledge(args.key.clone());
+    if let Some(code) = super::through_daemon::command(&raw, &cmd).await? {
+        return Ok(code);
     }
     let cfg = link_config(&raw)?;
     let ledger = open_ledger(&cfg.ledger_path, cfg.ledger_options).await?;

@@ -16,8 +16,6 @@ use tally_tui::{ConsoleCommand, FixRule};
 use super::engine::connect;
 use crate::cli::ConfigArg;
 use crate::config::RawConfig;
-use crate::daemon::client::{ClientError, ControlClient};
-use crate::daemon::server::Settings;
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("rule").required(true)))]
@@ -81,23 +79,8 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
         rule: rule.clone(),
     };
     // A running daemon owns the ledger and the rules in force: let it do the fix.
-    if let Ok(client) = ControlClient::from_config(&Settings::from_raw(&raw)?.daemon) {
-        match client.command(&cmd).await {
-            Ok(reply) if reply.ok => {
-                println!(
-                    "{} (through the daemon at {})",
-                    reply.message,
-                    client.base()
-                );
-                return Ok(ExitCode::SUCCESS);
-            }
-            Ok(reply) => {
-                eprintln!("{}", reply.message);
-                return Ok(ExitCode::from(1));
-            }
-            Err(ClientError::Unreachable { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+    if let Some(code) = super::through_daemon::command(&raw, &cmd).await? {
+        return Ok(code);
     }
     let (_raw, ctx) = connect(path).await?;
     match crate::engine::fix::apply(&ctx, path, &args.key, &rule).await {

@@ -19,6 +19,7 @@ pub mod report;
 pub mod report_render;
 pub mod sandbox;
 pub mod sync;
+pub mod through_daemon;
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {

@@ -289,6 +289,33 @@ impl XeroReader {
         )
     }
 
+    /// Someone voids invoice `id` in Xero (panics unless Xero accepts it).
+    pub async fn void_invoice(&self, id: &str) {
+        let (st, body) = self
+            .send(
+                reqwest::Method::POST,
+                &format!("Invoices/{id}"),
+                serde_json::json!({"Invoices": [{"Status": "VOIDED"}]}),
+            )
+            .await;
+        assert_eq!(st, 200, "voiding {id}: {body}");
+    }
+
+    /// Someone records a payment of what invoice `id` still owes, in Xero, to the bank
+    /// account 090 (panics unless Xero accepts it).
+    pub async fn pay_invoice_in_full(&self, id: &str) {
+        let due = self.get(&format!("Invoices/{id}")).await["Invoices"][0]["AmountDue"].clone();
+        let (st, body) = self
+            .send(
+                reqwest::Method::PUT,
+                "Payments",
+                serde_json::json!({"Payments": [{"Invoice": {"InvoiceID": id},
+                    "Account": {"Code": "090"}, "Amount": due, "Date": "2026-11-28"}]}),
+            )
+            .await;
+        assert_eq!(st, 200, "paying {id}: {body}");
+    }
+
     /// Every element of `resource` (`Invoices`, `Payments`, `Contacts`, ...), paged 1,000 at
     /// a time as Xero allows.
     pub async fn all(&self, resource: &str) -> Vec<Value> {
@@ -752,4 +779,25 @@ pub fn config_with(env: &SandboxEnv, name: &str, set: &[(&str, &str, toml::Value
             .insert((*key).to_owned(), value.clone());
     }
     env.write_config_variant(name, &toml::to_string(&t).expect("config serialises"))
+}
+
+/// The orders of the ledger at `path` that tally invoiced and that wait, unpaid, for their
+/// payment (`invoiced` or `skipped` with a Xero invoice).
+pub async fn unpaid_invoiced_orders(path: &Path) -> Vec<tally_actors::ledger::EntityState> {
+    use tally_actors::ledger::{Ledger, Stage};
+    let ledger = Ledger::open(path).expect("ledger opens");
+    let mut out = Vec::new();
+    for stage in [Stage::Invoiced, Stage::Skipped] {
+        out.extend(
+            ledger
+                .by_stage(stage, 10_000)
+                .await
+                .expect("ledger read")
+                .into_iter()
+                .filter(|s| {
+                    s.links.contains_key("invoice_id") && !s.links.contains_key("payment_id")
+                }),
+        );
+    }
+    out
 }
