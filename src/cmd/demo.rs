@@ -11,7 +11,8 @@
 //!   it runs out of attempts and is dead-lettered; `R` retries it all once Xero is healthy;
 //! - every two minutes or so the shop cancels an unpaid order tally has already invoiced: the
 //!   console counts an open discrepancy (`order_cancelled_in_magento`) until the invoice is
-//!   voided in Xero, and the reconciler reads Xero back every 15 seconds.
+//!   voided in Xero (`f` in the Discrepancies view does it), and the reconciler reads Xero
+//!   back every 15 seconds.
 //!
 //! Without a terminal (or with `--headless`), the demo prints a status line every few
 //! seconds instead of drawing the console.
