@@ -34,7 +34,7 @@ pub enum Command {
     /// One reconciliation pass now: what Xero changed since the last one, compared with
     /// Magento; a JSON summary, exit 1 if anything needs attention (through the daemon when
     /// one runs).
-    Reconcile(ConfigArg),
+    Reconcile(ReconcileArgs),
     /// Export the open discrepancies between Magento and Xero (CSV or JSON).
     Report(ReportArgs),
     /// Acknowledge an open discrepancy: accepted for now, it stops counting in alerts until
@@ -113,6 +113,16 @@ pub struct ReportArgs {
     /// Write to this file instead of standard output.
     #[arg(long, visible_alias = "out")]
     pub output: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Compare every invoice since the ledger began, not only those changed since the last
+    /// pass (runs here: stop the daemon first).
+    #[arg(long)]
+    pub full: bool,
 }
 
 #[derive(Debug, Args)]

@@ -24,7 +24,9 @@ async fn one_pass_from_the_shell_reports_what_needs_attention_in_its_exit_code()
         "{first}"
     );
 
-    // Someone voids an invoice in Xero.
+    // Some (simulated) minutes later, someone voids an invoice in Xero: the passes after
+    // read only what changed since, so the backfill's invoices fall out of their window.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let unpaid = unpaid_invoiced_orders(&env.ledger)
         .await
         .into_iter()
@@ -94,4 +96,19 @@ async fn one_pass_from_the_shell_reports_what_needs_attention_in_its_exit_code()
         (json!(0), json!(0), json!(1)),
         "{third}"
     );
+
+    assert!(
+        third["invoices_compared"].as_u64() < first["invoices_compared"].as_u64(),
+        "a pass reads what changed since the last: {third}"
+    );
+    // `--full` compares every invoice again, whatever the cursor says: as many as the first
+    // pass, which started where the ledger did.
+    let run = tally(&["reconcile", "--config", config, "--full"]).await;
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let full: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        full["invoices_compared"], first["invoices_compared"],
+        "{full}"
+    );
+    assert_eq!(full["raised"], 0, "{full}");
 }

@@ -12,7 +12,7 @@ use tally_actors::reconcile::ReconcileWorker;
 use tally_tui::ConsoleCommand;
 
 use super::engine::connect;
-use crate::cli::ConfigArg;
+use crate::cli::ReconcileArgs;
 use crate::config::RawConfig;
 use crate::daemon::client::{ClientError, ControlClient};
 use crate::daemon::server::Settings;
@@ -28,9 +28,13 @@ fn open_summary(open: &[(String, Value)]) -> Value {
     })
 }
 
-pub async fn run(args: ConfigArg) -> anyhow::Result<ExitCode> {
-    let raw = RawConfig::load(&args.config)?;
-    if let Ok(client) = ControlClient::from_config(&Settings::from_raw(&raw)?.daemon) {
+pub async fn run(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
+    let raw = RawConfig::load(&args.config.config)?;
+    // A full pass runs here: the daemon's own passes follow its cursor. Its ledger is locked
+    // while it runs, so opening it below says so.
+    if !args.full
+        && let Ok(client) = ControlClient::from_config(&Settings::from_raw(&raw)?.daemon)
+    {
         match client.command(&ConsoleCommand::ReconcileNow).await {
             Ok(reply) => {
                 let rows = match client.discrepancies().await? {
@@ -54,8 +58,16 @@ pub async fn run(args: ConfigArg) -> anyhow::Result<ExitCode> {
             Err(e) => return Err(e.into()),
         }
     }
-    let (_raw, ctx) = connect(&args.config).await?;
-    let pass = ReconcileWorker::new(ctx.clone())
+    let (_raw, ctx) = connect(&args.config.config).await.map_err(|e| {
+        anyhow::anyhow!(
+            "{e:#}\n(if `tally daemon` is running it holds the ledger: stop it for a --full pass)"
+        )
+    })?;
+    let worker = match args.full {
+        true => ReconcileWorker::full(ctx.clone()),
+        false => ReconcileWorker::new(ctx.clone()),
+    };
+    let pass = worker
         .pass()
         .await
         .map_err(|e| anyhow::anyhow!("the reconciliation pass failed: {e}"))?;

@@ -31,11 +31,21 @@ const ACTOR: &str = "reconciler";
 
 pub struct ReconcileWorker {
     ctx: Arc<LinkContext>,
+    /// Ignore the cursor: compare every invoice since the ledger began.
+    full: bool,
 }
 
 impl ReconcileWorker {
     pub fn new(ctx: Arc<LinkContext>) -> Self {
-        Self { ctx }
+        Self { ctx, full: false }
+    }
+
+    /// A worker whose passes compare every invoice since the ledger began, whatever the
+    /// cursor says: for an operator who wants everything checked again (after restoring the
+    /// ledger from a backup, or after upgrading tally's rules). Costs one call per hundred
+    /// invoices, at the lowest priority.
+    pub fn full(ctx: Arc<LinkContext>) -> Self {
+        Self { ctx, full: true }
     }
 
     /// Where this pass starts reading: the cursor less [`OVERLAP`]; on the first pass, the
@@ -43,7 +53,10 @@ impl ReconcileWorker {
     /// organisation's years of history are not read); everything if neither is known.
     async fn since(&self) -> Result<Option<DateTime<Utc>>, RoundError> {
         let ledger = &self.ctx.ledger;
-        let cursor = ledger.cursor(CURSOR).await.map_err(|e| e.to_string())?;
+        let cursor = match self.full {
+            true => None,
+            false => ledger.cursor(CURSOR).await.map_err(|e| e.to_string())?,
+        };
         if let Some(t) = cursor
             .as_ref()
             .and_then(Value::as_str)
