@@ -59,7 +59,12 @@ async fn api_requires_the_configured_token() {
     assert_eq!(ok.status().as_u16(), 200);
     let state: Value = ok.json().await.unwrap();
     assert_eq!(state["link"], "Magento default ↔ Xero Test");
-    for path in ["/api/v1/reload", "/api/v1/reconcile"] {
+    for path in [
+        "/api/v1/reload",
+        "/api/v1/reconcile",
+        "/api/v1/discrepancies/total:order:1/acknowledge",
+        "/api/v1/discrepancies/total:order:1/fix",
+    ] {
         assert_eq!(
             r.http
                 .post(format!("{}{path}", r.base))
@@ -190,6 +195,20 @@ async fn commands_reload_and_reconcile_are_forwarded() {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 200);
+    // A discrepancy acknowledged and fixed by its own URL, as a ticketing system would.
+    for action in ["acknowledge", "fix"] {
+        let res = r
+            .http
+            .post(format!(
+                "{}/api/v1/discrepancies/cancelled:order:000000007/{action}",
+                r.base
+            ))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200, "{action}");
+    }
     assert_eq!(
         *r.engine.commands.lock(),
         vec![
@@ -197,6 +216,8 @@ async fn commands_reload_and_reconcile_are_forwarded() {
             ConsoleCommand::Drop("order:missing".into()),
             ConsoleCommand::ReconcileNow,
             ConsoleCommand::Pause("invoices".into()),
+            ConsoleCommand::Acknowledge("cancelled:order:000000007".into()),
+            ConsoleCommand::FixDiscrepancy("cancelled:order:000000007".into()),
         ]
     );
 

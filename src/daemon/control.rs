@@ -155,6 +155,36 @@ pub async fn discrepancies(State(app): State<AppState>) -> Response {
     }
 }
 
+/// `POST /api/v1/discrepancies/{key}/acknowledge`: what the console's `a` and `tally ack` do,
+/// for a script or a ticketing system (422 with the reason when there is no such one open).
+pub async fn acknowledge_discrepancy(
+    State(app): State<AppState>,
+    axum::extract::Path(key): axum::extract::Path<String>,
+) -> Response {
+    reply(
+        tokio::time::timeout(
+            COMMAND_TIMEOUT,
+            app.engine.command(ConsoleCommand::Acknowledge(key)),
+        )
+        .await,
+    )
+}
+
+/// `POST /api/v1/discrepancies/{key}/fix`: what the console's `f` does (422 with what to do
+/// instead for a kind tally does not fix).
+pub async fn fix_discrepancy(
+    State(app): State<AppState>,
+    axum::extract::Path(key): axum::extract::Path<String>,
+) -> Response {
+    reply(
+        tokio::time::timeout(
+            COMMAND_TIMEOUT,
+            app.engine.command(ConsoleCommand::FixDiscrepancy(key)),
+        )
+        .await,
+    )
+}
+
 pub async fn reconcile(State(app): State<AppState>) -> Response {
     reply(
         tokio::time::timeout(

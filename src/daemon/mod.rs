@@ -13,6 +13,8 @@
 //! | `POST /api/v1/reload` | bearer | re-read the mapping rules |
 //! | `POST /api/v1/reconcile` | bearer | a reconciliation pass now |
 //! | `GET /api/v1/discrepancies` | bearer | the open discrepancies (what `tally report` exports) |
+//! | `POST /api/v1/discrepancies/{key}/acknowledge` | bearer | accept one for now (`tally ack`) |
+//! | `POST /api/v1/discrepancies/{key}/fix` | bearer | fix one where tally can (the console's `f`) |
 //! | `GET /metrics` | bearer (when a token is set) | Prometheus text; names in [`metrics`] |
 //! | `GET /healthz` | none | the process is alive |
 //! | `GET /readyz` | none | ledger open and both systems reached; 503 lists failing checks |

@@ -288,6 +288,11 @@ fn router(app: AppState, prom: metrics_exporter_prometheus::PrometheusHandle) ->
         .route("/reload", post(control::reload))
         .route("/reconcile", post(control::reconcile))
         .route("/discrepancies", get(control::discrepancies))
+        .route(
+            "/discrepancies/{key}/acknowledge",
+            post(control::acknowledge_discrepancy),
+        )
+        .route("/discrepancies/{key}/fix", post(control::fix_discrepancy))
         .layer(RequestBodyLimitLayer::new(limit))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
