@@ -129,4 +129,37 @@ async fn a_cancelled_orders_invoice_is_voided_once_and_only_when_xero_allows_it(
         "{open:?}"
     );
     assert!(open.contains(&key(paid_meanwhile)), "{open:?}");
+
+    // The shop touches the cancelled order again later (a note): the cancellation was read
+    // long ago and is resolved in Xero; it is not raised again (no pass would close it: the
+    // voided invoice does not change again, so no sweep reads it).
+    assert!(
+        std::sync::Arc::try_unwrap(ctx).is_ok(),
+        "the context is the ledger's last holder"
+    );
+    let entity_id: i64 = voids.links["magento_entity_id"].parse().unwrap();
+    env.sandbox.magento.insert_order(
+        json!({"entity_id": entity_id, "customer_note": "please ignore the earlier order"}),
+    );
+    let (run, summary) = sync_once(&env.config).await;
+    assert_eq!(run.code, Some(0), "{summary}\n{}", run.stderr);
+    let ledger = tally_actors::ledger::Ledger::open(&env.ledger).unwrap();
+    let trail = ledger.audit_for(&voids.key).await.unwrap();
+    assert!(
+        trail
+            .last()
+            .unwrap()
+            .detail
+            .starts_with("Magento order updated"),
+        "the update was read: {:?}",
+        trail.last()
+    );
+    let open: Vec<String> = ledger
+        .discrepancies()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(!open.contains(&key(voids)), "raised again: {open:?}");
 }

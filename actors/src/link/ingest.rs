@@ -61,6 +61,9 @@ struct Fresh {
     was_new: bool,
     /// Stored as `skipped` (cancelled before it was invoiced) and looked at again.
     was_skipped: bool,
+    /// An invoiced order whose stored copy Magento had already cancelled: its cancellation
+    /// was raised when it was first read (see [`cancelled_after_invoicing`]).
+    was_cancelled: bool,
     /// The catalogue revision the parse used (see `parsed_orders`), when it may be kept.
     revision: Option<u64>,
 }
@@ -227,9 +230,19 @@ impl StageWorker for IngestWorker {
             // Re-evaluated after a cancellation: the ledger allows it `Skipped → Seen` only, so
             // the contacts stage links it, not this write.
             let was_skipped = existing.as_ref().is_some_and(|s| s.stage == Stage::Skipped);
+            // The stored copy of an invoiced order, to tell a new cancellation (a shared text,
+            // not a copy).
+            let prior = existing
+                .as_ref()
+                .filter(|s| matches!(s.stage, Stage::Invoiced | Stage::Skipped))
+                .map(|s| s.data.clone());
             let Some(mut state) = merge(existing, raw, &increment_id) else {
                 continue;
             };
+            // Parsed only for an invoiced order that really changed: not on a backfill's path.
+            let was_cancelled = prior.is_some_and(|data| {
+                is_cancelled(data.field("state").as_ref().and_then(|v| v.as_str()))
+            });
             if was_dead {
                 // Refresh the stored copy only; the operator decides when to retry.
                 writes.push(Write::Put {
@@ -252,6 +265,7 @@ impl StageWorker for IngestWorker {
                         order,
                         was_new,
                         was_skipped,
+                        was_cancelled,
                         revision,
                     });
                     report.done += 1;
@@ -291,10 +305,11 @@ impl StageWorker for IngestWorker {
             order,
             was_new,
             was_skipped,
+            was_cancelled,
             revision,
         } in good
         {
-            let cancelled = cancelled_after_invoicing(&state, &order, was_new);
+            let cancelled = cancelled_after_invoicing(&state, &order, was_new, was_cancelled);
             let mut detail = if was_new {
                 "seen in Magento".to_owned()
             } else {
@@ -345,10 +360,18 @@ impl StageWorker for IngestWorker {
 
 /// The discrepancy an update raises when Magento cancelled an order whose invoice tally
 /// already posted (and which has no payment to refund: a paid order takes no updates). The
-/// reconciler closes it once Xero's invoice is voided.
-fn cancelled_after_invoicing(state: &EntityState, order: &Order, was_new: bool) -> Option<Write> {
+/// reconciler closes it once Xero's invoice is voided. Raised once, when the cancellation is
+/// first read: a later update of an order whose stored copy was already cancelled
+/// (`was_cancelled`) must not raise again what Xero may since have resolved, which no pass
+/// would close (a voided invoice does not change again, so no sweep reads it).
+fn cancelled_after_invoicing(
+    state: &EntityState,
+    order: &Order,
+    was_new: bool,
+    was_cancelled: bool,
+) -> Option<Write> {
     let invoiced = matches!(state.stage, Stage::Invoiced | Stage::Skipped);
-    if was_new || !invoiced || !is_cancelled(order.state.as_deref()) {
+    if was_new || was_cancelled || !invoiced || !is_cancelled(order.state.as_deref()) {
         return None;
     }
     let invoice_id = state.links.get("invoice_id")?;
