@@ -131,6 +131,9 @@ pub struct AckArgs {
     pub config: ConfigArg,
     /// The discrepancy's key, as `tally report` lists it, e.g. total:order:000000123.
     pub key: String,
+    /// Why the difference is acceptable: kept in the order's audit trail and the report.
+    #[arg(long)]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

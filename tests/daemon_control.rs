@@ -195,18 +195,27 @@ async fn commands_reload_and_reconcile_are_forwarded() {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 200);
-    // A discrepancy acknowledged and fixed by its own URL, as a ticketing system would.
-    for action in ["acknowledge", "fix"] {
-        let res = r
+    // A discrepancy acknowledged (with a reason, and without a body) and fixed by its own
+    // URL, as a ticketing system would.
+    for (action, body) in [
+        (
+            "acknowledge",
+            Some(json!({"note": "refund agreed by phone"})),
+        ),
+        ("acknowledge", None),
+        ("fix", None),
+    ] {
+        let mut req = r
             .http
             .post(format!(
                 "{}/api/v1/discrepancies/cancelled:order:000000007/{action}",
                 r.base
             ))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
+            .bearer_auth(TOKEN);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.unwrap();
         assert_eq!(res.status().as_u16(), 200, "{action}");
     }
     assert_eq!(
@@ -216,7 +225,14 @@ async fn commands_reload_and_reconcile_are_forwarded() {
             ConsoleCommand::Drop("order:missing".into()),
             ConsoleCommand::ReconcileNow,
             ConsoleCommand::Pause("invoices".into()),
-            ConsoleCommand::Acknowledge("cancelled:order:000000007".into()),
+            ConsoleCommand::Acknowledge {
+                key: "cancelled:order:000000007".into(),
+                note: Some("refund agreed by phone".into()),
+            },
+            ConsoleCommand::Acknowledge {
+                key: "cancelled:order:000000007".into(),
+                note: None,
+            },
             ConsoleCommand::FixDiscrepancy("cancelled:order:000000007".into()),
         ]
     );

@@ -543,7 +543,15 @@ async fn the_daemons_reconciler_finds_a_voided_invoice_no_webhook_announced() {
     // The operator accepts it from a shell: through the daemon, which holds the ledger. It
     // stays listed, acknowledged, and stops counting as open in /metrics (and alerts).
     let key = format!("voided:{}", unpaid.key);
-    let run = tally(&["ack", "--config", path_str(&config), &key]).await;
+    let run = tally(&[
+        "ack",
+        "--config",
+        path_str(&config),
+        &key,
+        "--note",
+        "re-invoiced by hand",
+    ])
+    .await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(run.stdout.contains("through the daemon"), "{}", run.stdout);
     eventually("the acknowledgement in /metrics", &daemon, || async {
@@ -561,6 +569,10 @@ async fn the_daemons_reconciler_finds_a_voided_invoice_no_webhook_announced() {
     let s = state(&http, &base).await;
     assert_eq!(s["discrepancies"][0]["key"], key.as_str(), "{s}");
     assert_eq!(s["discrepancies"][0]["acknowledged_by"], "operator", "{s}");
+    assert_eq!(
+        s["discrepancies"][0]["acknowledged_note"], "re-invoiced by hand",
+        "{s}"
+    );
     let through_daemon = report().await;
     assert!(through_daemon[0]["acknowledged_at"].is_string());
     let (status, _) = daemon.sigterm().await;

@@ -178,6 +178,7 @@ async fn a_pass_raises_what_changed_in_xero_and_closes_what_agrees_again() {
         .commit(vec![Write::AcknowledgeDiscrepancy {
             key: total_key.clone(),
             actor: "operator".into(),
+            note: None,
         }])
         .await
         .unwrap();

@@ -955,6 +955,7 @@ async fn an_acknowledgement_survives_a_raise_from_an_older_read_until_the_detail
     let ack = || Write::AcknowledgeDiscrepancy {
         key: key.into(),
         actor: "operator".into(),
+        note: Some("the customer agreed".into()),
     };
     commit_beside_a_rollback(&ledger, raise("total:order:8", "x"), ack()).await;
     assert_eq!(discrepancy(&ledger, key).await, raised);
@@ -963,6 +964,7 @@ async fn an_acknowledgement_survives_a_raise_from_an_older_read_until_the_detail
     let acked = discrepancy(&ledger, key).await;
     assert!(discrepancy::is_acknowledged(&acked), "{acked}");
     assert_eq!(acked[discrepancy::ACKNOWLEDGED_BY], "operator");
+    assert_eq!(acked[discrepancy::ACKNOWLEDGED_NOTE], "the customer agreed");
     assert_eq!(acked["raised_at"], raised["raised_at"]);
     // The order's trail says who accepted what, without moving it.
     let trail = ledger.audit_for("order:7").await.unwrap();
@@ -971,7 +973,7 @@ async fn an_acknowledgement_survives_a_raise_from_an_older_read_until_the_detail
     assert_eq!((last.from, last.to), (Some(Stage::Seen), Stage::Seen));
     assert_eq!(
         last.detail,
-        "acknowledged discrepancy total:order:7: 9.95 vs 10.00"
+        "acknowledged discrepancy total:order:7: 9.95 vs 10.00 (reason: the customer agreed)"
     );
 
     // A pass that read the discrepancies before the acknowledgement raises the same finding
@@ -1000,6 +1002,7 @@ async fn an_acknowledgement_survives_a_raise_from_an_older_read_until_the_detail
         .commit(vec![Write::AcknowledgeDiscrepancy {
             key: "total:order:404".into(),
             actor: "operator".into(),
+            note: None,
         }])
         .await;
     assert!(

@@ -14,7 +14,10 @@ use crate::config::RawConfig;
 
 pub async fn run(args: AckArgs) -> anyhow::Result<ExitCode> {
     let raw = RawConfig::load(&args.config.config)?;
-    let cmd = ConsoleCommand::Acknowledge(args.key.clone());
+    let cmd = ConsoleCommand::Acknowledge {
+        key: args.key.clone(),
+        note: args.note.clone(),
+    };
     if let Some(code) = super::through_daemon::command(&raw, &cmd).await? {
         return Ok(code);
     }
@@ -24,6 +27,7 @@ pub async fn run(args: AckArgs) -> anyhow::Result<ExitCode> {
         .commit(vec![Write::AcknowledgeDiscrepancy {
             key: args.key.clone(),
             actor: "operator (cli)".into(),
+            note: args.note.clone(),
         }])
         .await;
     match written {

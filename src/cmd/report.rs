@@ -17,7 +17,7 @@ use crate::daemon::server::Settings;
 use crate::engine::discrepancy::kind_of;
 
 /// The columns of the CSV export, in order.
-pub const COLUMNS: [&str; 8] = [
+pub const COLUMNS: [&str; 9] = [
     "key",
     "kind",
     "order",
@@ -26,6 +26,7 @@ pub const COLUMNS: [&str; 8] = [
     "detail",
     "acknowledged_at",
     "acknowledged_by",
+    "acknowledged_note",
 ];
 
 fn text(v: &Value, field: &str) -> String {
@@ -50,6 +51,7 @@ pub fn to_csv(open: &[(String, Value)]) -> anyhow::Result<String> {
             text(v, "detail"),
             text(v, "acknowledged_at"),
             text(v, "acknowledged_by"),
+            text(v, "acknowledged_note"),
         ])?;
     }
     Ok(String::from_utf8(w.into_inner()?)?)

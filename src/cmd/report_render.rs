@@ -33,10 +33,16 @@ fn grouped(open: &[(String, Value)]) -> BTreeMap<String, Vec<Row>> {
     let mut groups: BTreeMap<String, Vec<(String, Row)>> = BTreeMap::new();
     for (key, v) in open {
         let state = if is_acknowledged(v) {
+            let note = text(v, "acknowledged_note");
             format!(
-                "acknowledged by {} at {}",
+                "acknowledged by {} at {}{}",
                 text(v, "acknowledged_by"),
-                text(v, "acknowledged_at")
+                text(v, "acknowledged_at"),
+                if note.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {note}")
+                }
             )
         } else {
             "needs attention".to_owned()
@@ -182,7 +188,8 @@ mod tests {
                 json!({"kind": "invoice_total_differs", "order": "order:000000002",
                        "invoice_id": "inv-2", "raised_at": "2026-11-28T08:00:00+00:00",
                        "detail": "Xero invoice totals 9.95 | grand total 10.00 <edited>",
-                       "acknowledged_at": "2026-11-28T09:00:00+00:00", "acknowledged_by": "operator"}),
+                       "acknowledged_at": "2026-11-28T09:00:00+00:00", "acknowledged_by": "operator",
+                       "acknowledged_note": "customer agreed"}),
             ),
             (
                 "voided:order:000000003".into(),
@@ -218,7 +225,10 @@ mod tests {
         // A pipe in a detail is escaped, so every table row keeps its five cells.
         let row = md.lines().find(|l| l.starts_with("| 000000002")).unwrap();
         assert_eq!(row.matches(" | ").count(), 4, "{row}");
-        assert!(row.contains("acknowledged by operator"), "{row}");
+        assert!(
+            row.contains("acknowledged by operator at 2026-11-28T09:00:00+00:00: customer agreed"),
+            "{row}"
+        );
         let empty = to_markdown(&[], "t");
         assert!(empty.contains("agree on every order"), "{empty}");
     }

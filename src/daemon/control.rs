@@ -155,16 +155,27 @@ pub async fn discrepancies(State(app): State<AppState>) -> Response {
     }
 }
 
+/// The optional body of an acknowledgement: `{"note": "why it is acceptable"}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct AckBody {
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
 /// `POST /api/v1/discrepancies/{key}/acknowledge`: what the console's `a` and `tally ack` do,
 /// for a script or a ticketing system (422 with the reason when there is no such one open).
+/// The body is optional.
 pub async fn acknowledge_discrepancy(
     State(app): State<AppState>,
     axum::extract::Path(key): axum::extract::Path<String>,
+    body: Option<Json<AckBody>>,
 ) -> Response {
+    let note = body.and_then(|Json(b)| b.note);
     reply(
         tokio::time::timeout(
             COMMAND_TIMEOUT,
-            app.engine.command(ConsoleCommand::Acknowledge(key)),
+            app.engine
+                .command(ConsoleCommand::Acknowledge { key, note }),
         )
         .await,
     )

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use tally_actors::ledger::discrepancy::{
-    ACKNOWLEDGED_AT, ACKNOWLEDGED_BY, RAISED_AT, is_acknowledged,
+    ACKNOWLEDGED_AT, ACKNOWLEDGED_BY, ACKNOWLEDGED_NOTE, RAISED_AT, is_acknowledged,
 };
 use tally_tui::state::DiscrepancyItem;
 
@@ -54,6 +54,7 @@ pub fn items(open: &[(String, Value)], limit: usize) -> Vec<DiscrepancyItem> {
             raised_at: text(v, RAISED_AT).unwrap_or_default(),
             acknowledged_at: text(v, ACKNOWLEDGED_AT),
             acknowledged_by: text(v, ACKNOWLEDGED_BY),
+            acknowledged_note: text(v, ACKNOWLEDGED_NOTE),
         })
         .collect();
     rows.sort_by(|a, b| {

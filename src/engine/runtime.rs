@@ -368,7 +368,7 @@ impl EngineRuntime {
                     )
                 }
             }
-            ConsoleCommand::Acknowledge(key) => self.acknowledge(&key).await,
+            ConsoleCommand::Acknowledge { key, note } => self.acknowledge(&key, note).await,
             ConsoleCommand::FixDiscrepancy(key) => {
                 tally_actors::reconcile::fix::fix(&self.link.ctx, &key)
                     .await
@@ -381,13 +381,14 @@ impl EngineRuntime {
 
     /// Accepts an open discrepancy: it stays listed until the systems agree, no longer counts
     /// as needing attention (nor in alerts), and the order's audit trail records it.
-    async fn acknowledge(&self, key: &str) -> Result<String, String> {
+    async fn acknowledge(&self, key: &str, note: Option<String>) -> Result<String, String> {
         self.link
             .ctx
             .ledger
             .commit(vec![tally_actors::ledger::Write::AcknowledgeDiscrepancy {
                 key: key.to_owned(),
                 actor: "operator".into(),
+                note,
             }])
             .await
             .map_err(|e| match e {

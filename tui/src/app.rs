@@ -258,7 +258,8 @@ impl App {
             View::Queues => self.queues.captures_input(),
             View::Errors => self.errors.captures_input(),
             View::Entity => self.entity.captures_input(),
-            View::Overview | View::Log | View::Discrepancies => false,
+            View::Discrepancies => self.discrepancies.captures_input(),
+            View::Overview | View::Log => false,
         }
     }
 
@@ -401,6 +402,7 @@ impl App {
                 ],
                 View::Queues => &[("enter", "keep filter"), ("esc", "clear")],
                 View::Entity => &[("enter", "search"), ("esc", "cancel")],
+                View::Discrepancies => &[("enter", "acknowledge"), ("esc", "cancel")],
                 _ => &[
                     ("r", "retry"),
                     ("d", "drop"),
@@ -475,7 +477,7 @@ fn describe(cmd: &ConsoleCommand) -> String {
         ConsoleCommand::Search(q) => format!("searching \"{q}\""),
         ConsoleCommand::Open(k) => format!("opening {k}"),
         ConsoleCommand::ReconcileNow => "reconcile sent".into(),
-        ConsoleCommand::Acknowledge(k) => format!("acknowledge sent: {k}"),
+        ConsoleCommand::Acknowledge { key, .. } => format!("acknowledge sent: {key}"),
         ConsoleCommand::FixDiscrepancy(k) => format!("fix sent: {k}"),
         ConsoleCommand::Fix { rule, .. } => format!("fix sent: {}", rule.describe()),
         ConsoleCommand::Quit => "quitting".into(),

@@ -23,9 +23,13 @@ pub enum ConsoleCommand {
     /// Load the full audit trail of an entity key into `ConsoleState::entity`.
     Open(String),
     ReconcileNow,
-    /// Accept this open discrepancy for now (by its key): it stops counting as needing
-    /// attention until its detail changes, and the order's audit trail records who did it.
-    Acknowledge(String),
+    /// Accept this open discrepancy for now (by its key), with the operator's reason: it
+    /// stops counting as needing attention until its detail changes, and the order's audit
+    /// trail records who did it and why.
+    Acknowledge {
+        key: String,
+        note: Option<String>,
+    },
     /// Make the change that brings Magento and Xero back into agreement for this discrepancy,
     /// where tally can (void the Xero invoice of an order Magento cancelled); the engine
     /// refuses the others and says what to do instead.

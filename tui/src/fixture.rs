@@ -78,6 +78,7 @@ fn discrepancies() -> Vec<DiscrepancyItem> {
         raised_at: at.into(),
         acknowledged_at: None,
         acknowledged_by: None,
+        acknowledged_note: None,
     };
     vec![
         voided("000000118", "2025-06-01T11:40:00Z"),
@@ -88,7 +89,8 @@ fn discrepancies() -> Vec<DiscrepancyItem> {
             detail: "Xero invoice 000000097 totals 118.95, order 000000097's grand total is 119.00 (difference -0.05)".into(),
             raised_at: "2025-06-01T10:02:00Z".into(),
             acknowledged_at: Some("2025-06-01T10:15:00Z".into()),
-            acknowledged_by: Some("console".into()),
+            acknowledged_by: Some("operator".into()),
+            acknowledged_note: Some("customer agreed to a 5 cent goodwill discount".into()),
         },
         voided("000000121", "2025-06-01T11:52:00Z"),
         voided("000000122", "2025-06-01T11:58:00Z"),

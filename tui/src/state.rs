@@ -176,6 +176,8 @@ pub struct DiscrepancyItem {
     /// Set once an operator accepted it; it stays listed until the systems agree.
     pub acknowledged_at: Option<String>,
     pub acknowledged_by: Option<String>,
+    /// The operator's reason for accepting it, when they gave one.
+    pub acknowledged_note: Option<String>,
 }
 
 /// One entity with its full audit trail across both systems.

@@ -109,14 +109,38 @@ fn discrepancies_list_what_needs_attention_first_and_acknowledge_asks_first() {
     // Oldest open one first: 000000118 was raised at 11:40; the acknowledged one comes last.
     let row = selected_row(&draw(&mut a, &s, 120, 40));
     assert!(row.contains("000000118") && row.contains("open"), "{row}");
+    // `a` asks why; Esc leaves it as it was.
     assert_eq!(key(&mut a, &s, KeyCode::Char('a')), None);
     assert!(
-        text(&draw(&mut a, &s, 120, 40)).contains("Acknowledge voided:order:000000118?"),
-        "the question names the discrepancy"
+        text(&draw(&mut a, &s, 120, 40)).contains("Acknowledge voided:order:000000118"),
+        "the prompt names the discrepancy"
+    );
+    assert_eq!(key(&mut a, &s, KeyCode::Esc), None);
+    assert!(!text(&draw(&mut a, &s, 120, 40)).contains("Why is this difference"));
+    // The reason typed (keys that would act elsewhere are text here) goes with it.
+    assert_eq!(key(&mut a, &s, KeyCode::Char('a')), None);
+    typed(&mut a, &s, "re-issued, q3");
+    key(&mut a, &s, KeyCode::Backspace);
+    assert!(!a.should_quit());
+    assert!(
+        text(&draw(&mut a, &s, 120, 40)).contains("> re-issued, q_"),
+        "the reason as typed"
     );
     assert_eq!(
-        key(&mut a, &s, KeyCode::Char('y')),
-        Some(ConsoleCommand::Acknowledge("voided:order:000000118".into()))
+        key(&mut a, &s, KeyCode::Enter),
+        Some(ConsoleCommand::Acknowledge {
+            key: "voided:order:000000118".into(),
+            note: Some("re-issued, q".into())
+        })
+    );
+    // With nothing typed, no reason is sent.
+    key(&mut a, &s, KeyCode::Char('a'));
+    assert_eq!(
+        key(&mut a, &s, KeyCode::Enter),
+        Some(ConsoleCommand::Acknowledge {
+            key: "voided:order:000000118".into(),
+            note: None
+        })
     );
     assert_eq!(a.status(), Some("acknowledge sent: voided:order:000000118"));
     // An acknowledged one is not asked about again.

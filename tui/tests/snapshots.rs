@@ -68,6 +68,18 @@ fn retry_all_confirmation_80x24() {
 }
 
 #[test]
+fn discrepancy_acknowledgement_prompt_80x24() {
+    let state = sample_state(500);
+    let mut app = App::new(Theme::colored());
+    press(&mut app, &state, KeyCode::Char('6'));
+    press(&mut app, &state, KeyCode::Char('a'));
+    for c in "re-invoiced by hand".chars() {
+        press(&mut app, &state, KeyCode::Char(c));
+    }
+    insta::assert_snapshot!(draw(&mut app, &state, 80, 24).backend());
+}
+
+#[test]
 fn error_details_popup_80x24() {
     let state = sample_state(500);
     let mut app = App::new(Theme::colored());

@@ -10,9 +10,11 @@ use serde_json::{Value, json};
 
 /// When the discrepancy was first raised (RFC 3339): kept while it stays open.
 pub const RAISED_AT: &str = "raised_at";
-/// When an operator acknowledged it (RFC 3339), and who.
+/// When an operator acknowledged it (RFC 3339), who, and why (when they said).
 pub const ACKNOWLEDGED_AT: &str = "acknowledged_at";
 pub const ACKNOWLEDGED_BY: &str = "acknowledged_by";
+pub const ACKNOWLEDGED_NOTE: &str = "acknowledged_note";
+const ACKNOWLEDGEMENT: [&str; 3] = [ACKNOWLEDGED_AT, ACKNOWLEDGED_BY, ACKNOWLEDGED_NOTE];
 
 fn rfc3339(ms: i64) -> Value {
     json!(
@@ -37,12 +39,13 @@ pub fn merged(raised: &Value, stored: Option<&Value>, now_ms: i64) -> Value {
         .or_else(|| raised.get(RAISED_AT).cloned())
         .unwrap_or_else(|| rfc3339(now_ms));
     obj.insert(RAISED_AT.into(), raised_at);
-    obj.remove(ACKNOWLEDGED_AT);
-    obj.remove(ACKNOWLEDGED_BY);
+    for field in ACKNOWLEDGEMENT {
+        obj.remove(field);
+    }
     if let Some(s) = stored
         && s.get("detail") == raised.get("detail")
     {
-        for field in [ACKNOWLEDGED_AT, ACKNOWLEDGED_BY] {
+        for field in ACKNOWLEDGEMENT {
             if let Some(x) = s.get(field) {
                 obj.insert(field.into(), x.clone());
             }
@@ -51,9 +54,9 @@ pub fn merged(raised: &Value, stored: Option<&Value>, now_ms: i64) -> Value {
     v
 }
 
-/// `stored`, acknowledged by `by` at `now_ms`; an acknowledged one keeps its first
-/// acknowledgement (acknowledging twice changes nothing).
-pub fn acknowledged(stored: &Value, by: &str, now_ms: i64) -> Value {
+/// `stored`, acknowledged by `by` at `now_ms`, with the reason `note` if one was given; an
+/// acknowledged one keeps its first acknowledgement (acknowledging twice changes nothing).
+pub fn acknowledged(stored: &Value, by: &str, note: Option<&str>, now_ms: i64) -> Value {
     let mut v = stored.clone();
     if is_acknowledged(stored) {
         return v;
@@ -61,6 +64,9 @@ pub fn acknowledged(stored: &Value, by: &str, now_ms: i64) -> Value {
     if let Some(obj) = v.as_object_mut() {
         obj.insert(ACKNOWLEDGED_AT.into(), rfc3339(now_ms));
         obj.insert(ACKNOWLEDGED_BY.into(), json!(by));
+        if let Some(note) = note.map(str::trim).filter(|n| !n.is_empty()) {
+            obj.insert(ACKNOWLEDGED_NOTE.into(), json!(note));
+        }
     }
     v
 }
@@ -96,12 +102,18 @@ mod tests {
     #[test]
     fn an_acknowledgement_lasts_while_the_detail_does() {
         let open = merged(&raised("9.95 vs 10.00"), None, T0);
-        let acked = acknowledged(&open, "operator", T1);
+        let acked = acknowledged(&open, "operator", Some(" customer agreed "), T1);
         assert!(is_acknowledged(&acked));
         assert_eq!(acked[ACKNOWLEDGED_BY], "operator");
         assert_eq!(acked[ACKNOWLEDGED_AT], rfc3339(T1));
+        assert_eq!(acked[ACKNOWLEDGED_NOTE], "customer agreed");
+        assert!(
+            acknowledged(&open, "operator", Some("  "), T1)
+                .get(ACKNOWLEDGED_NOTE)
+                .is_none()
+        );
         assert_eq!(
-            acknowledged(&acked, "someone else", T1 + 5),
+            acknowledged(&acked, "someone else", None, T1 + 5),
             acked,
             "the first acknowledgement stands"
         );

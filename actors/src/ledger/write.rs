@@ -48,8 +48,13 @@ pub enum Write {
     RemoveDiscrepancy { key: String },
     /// An operator has seen the discrepancy and accepts it for now: it stays open (the systems
     /// still disagree) but no longer counts as needing attention, until its detail changes.
-    /// Appends a line to the order's audit trail. `NotFound` if no such discrepancy is open.
-    AcknowledgeDiscrepancy { key: String, actor: String },
+    /// Appends a line to the order's audit trail, with the operator's reason when given.
+    /// `NotFound` if no such discrepancy is open.
+    AcknowledgeDiscrepancy {
+        key: String,
+        actor: String,
+        note: Option<String>,
+    },
 }
 
 /// By hand so that token bytes never reach a log line through `{:?}`.
@@ -101,10 +106,11 @@ impl std::fmt::Debug for Write {
                 .debug_struct("RemoveDiscrepancy")
                 .field("key", key)
                 .finish(),
-            Write::AcknowledgeDiscrepancy { key, actor } => f
+            Write::AcknowledgeDiscrepancy { key, actor, note } => f
                 .debug_struct("AcknowledgeDiscrepancy")
                 .field("key", key)
                 .field("actor", actor)
+                .field("note", note)
                 .finish(),
         }
     }

@@ -461,8 +461,8 @@ impl<'t> Tx<'t> {
             Write::RemoveDiscrepancy { key } => {
                 self.set_bytes(BytesTable::Discrepancies, &key, None)
             }
-            Write::AcknowledgeDiscrepancy { key, actor } => {
-                self.acknowledge_discrepancy(&key, &actor, info)
+            Write::AcknowledgeDiscrepancy { key, actor, note } => {
+                self.acknowledge_discrepancy(&key, &actor, note.as_deref(), info)
             }
         }
     }
@@ -600,6 +600,7 @@ impl<'t> Tx<'t> {
         &mut self,
         key: &str,
         actor: &str,
+        note: Option<&str>,
         info: &mut CommitInfo,
     ) -> Result<(), LedgerError> {
         let stored = self
@@ -610,20 +611,23 @@ impl<'t> Tx<'t> {
         if discrepancy::is_acknowledged(&stored) {
             return Ok(());
         }
-        let value = discrepancy::acknowledged(&stored, actor, self.now);
+        let value = discrepancy::acknowledged(&stored, actor, note, self.now);
         let bytes = codec::encode("discrepancy", &value)?;
         self.set_bytes(BytesTable::Discrepancies, key, Some(&bytes))?;
         let entity = stored.get("order").and_then(serde_json::Value::as_str);
         if let Some(entity) = entity
             && let Some(header) = self.load_header(entity)?
         {
-            let detail = format!(
+            let mut detail = format!(
                 "acknowledged discrepancy {key}: {}",
                 stored
                     .get("detail")
                     .and_then(serde_json::Value::as_str)
                     .unwrap_or_default()
             );
+            if let Some(note) = note.filter(|n| !n.trim().is_empty()) {
+                detail.push_str(&format!(" (reason: {})", note.trim()));
+            }
             self.append_audit(
                 entity,
                 Some(header.stage),

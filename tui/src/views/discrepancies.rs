@@ -6,9 +6,9 @@ use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Wrap};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Wrap};
 
-use super::{Action, Outcome, TableFrame, hit_row, navigate};
+use super::{Action, Outcome, TableFrame, centered, hit_row, navigate};
 use crate::command::ConsoleCommand;
 use crate::fmt;
 use crate::scroll::ListCursor;
@@ -19,7 +19,76 @@ use crate::theme::Theme;
 pub struct DiscrepanciesView {
     pub cursor: ListCursor,
     rows_area: Rect,
+    /// The acknowledgement being written, while open.
+    ack: Option<AckPrompt>,
 }
+
+/// Acknowledging asks why: the reason goes into the order's audit trail and the report, so
+/// whoever looks later knows why the difference was accepted. It may be left empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckPrompt {
+    pub key: String,
+    pub detail: String,
+    pub note: String,
+}
+
+impl AckPrompt {
+    fn handle_key(&mut self, key: &KeyEvent) -> Option<Outcome> {
+        match key.code {
+            KeyCode::Esc => None,
+            KeyCode::Enter => {
+                let note = self.note.trim();
+                Some(Outcome::Act(Action::Send(ConsoleCommand::Acknowledge {
+                    key: self.key.clone(),
+                    note: (!note.is_empty()).then(|| note.to_owned()),
+                })))
+            }
+            KeyCode::Backspace => {
+                self.note.pop();
+                Some(Outcome::Handled)
+            }
+            KeyCode::Char(c) if self.note.chars().count() < MAX_NOTE => {
+                self.note.push(c);
+                Some(Outcome::Handled)
+            }
+            _ => Some(Outcome::Handled),
+        }
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, theme: Theme) {
+        let popup = centered(area, 76, 9);
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .title(Line::from(format!(" Acknowledge {} ", self.key)).style(theme.title()))
+            .title_bottom(Line::from(vec![
+                Span::styled(" enter", theme.key_hint()),
+                Span::raw(" acknowledge "),
+                Span::styled(" esc", theme.key_hint()),
+                Span::raw(" cancel "),
+            ]));
+        let lines = vec![
+            Line::from(Span::styled(self.detail.clone(), theme.dim())),
+            Line::from(""),
+            Line::from("Why is this difference acceptable? (optional; kept in the order's"),
+            Line::from("audit trail and the report)"),
+            Line::from(vec![
+                Span::styled("> ", theme.key_hint()),
+                Span::raw(self.note.clone()),
+                Span::styled("_", theme.key_hint()),
+            ]),
+        ];
+        frame.render_widget(Clear, popup);
+        frame.render_widget(
+            Paragraph::new(lines)
+                .block(block)
+                .wrap(Wrap { trim: false }),
+            popup,
+        );
+    }
+}
+
+/// Long enough for a sentence, short enough for a report cell.
+const MAX_NOTE: usize = 200;
 
 /// Indices of `state.discrepancies`: those needing attention first, then the acknowledged;
 /// oldest first within each (timestamps compare as text, chronological for RFC 3339).
@@ -48,6 +117,15 @@ fn kind_label(kind: &str) -> &str {
 }
 
 impl DiscrepanciesView {
+    /// The acknowledgement prompt takes the keyboard while open.
+    pub fn captures_input(&self) -> bool {
+        self.ack.is_some()
+    }
+
+    pub fn ack_prompt(&self) -> Option<&AckPrompt> {
+        self.ack.as_ref()
+    }
+
     fn selected<'s>(&self, state: &'s ConsoleState) -> Option<&'s DiscrepancyItem> {
         let order = attention_first(state);
         order
@@ -56,19 +134,31 @@ impl DiscrepanciesView {
     }
 
     pub fn handle_key(&mut self, key: &KeyEvent, state: &ConsoleState) -> Outcome {
+        if let Some(prompt) = &mut self.ack {
+            return match prompt.handle_key(key) {
+                None => {
+                    self.ack = None;
+                    Outcome::Handled
+                }
+                Some(sent @ Outcome::Act(_)) => {
+                    self.ack = None;
+                    sent
+                }
+                Some(other) => other,
+            };
+        }
         let selected = self.selected(state);
         match key.code {
-            KeyCode::Char('a') => match selected {
-                Some(d) if d.acknowledged_at.is_some() => Outcome::Handled,
-                Some(d) => Outcome::Act(Action::Confirm {
-                    prompt: format!(
-                        "Acknowledge {}? It stays listed until Magento and Xero agree, and asks again if it changes.",
-                        d.key
-                    ),
-                    on_yes: ConsoleCommand::Acknowledge(d.key.clone()),
-                }),
-                None => Outcome::Handled,
-            },
+            KeyCode::Char('a') => {
+                if let Some(d) = selected.filter(|d| d.acknowledged_at.is_none()) {
+                    self.ack = Some(AckPrompt {
+                        key: d.key.clone(),
+                        detail: d.detail.clone(),
+                        note: String::new(),
+                    });
+                }
+                Outcome::Handled
+            }
             // Only a cancelled order's invoice has a fix tally makes, and it writes to Xero:
             // it asks first. Any other kind is sent as is, for the engine to say what to do.
             KeyCode::Char('f') => match selected {
@@ -164,6 +254,9 @@ impl DiscrepanciesView {
             Paragraph::new(body).block(block).wrap(Wrap { trim: true }),
             detail_area,
         );
+        if let Some(prompt) = &self.ack {
+            prompt.draw(frame, area, theme);
+        }
     }
 }
 
@@ -171,8 +264,12 @@ fn detail_lines(d: &DiscrepancyItem, theme: Theme) -> Vec<Line<'static>> {
     let label = |s: &'static str| Span::styled(format!("{s:<7}"), theme.dim());
     let state = match (&d.acknowledged_at, &d.acknowledged_by) {
         (Some(at), by) => format!(
-            "acknowledged by {} at {at}; listed until both sides agree",
-            by.as_deref().unwrap_or("an operator")
+            "acknowledged by {} at {at}{}; listed until both sides agree",
+            by.as_deref().unwrap_or("an operator"),
+            d.acknowledged_note
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
         ),
         (None, _) if d.kind == "order_cancelled_in_magento" => {
             "needs attention: f voids the invoice in Xero, a acknowledges it".into()
@@ -214,6 +311,7 @@ mod tests {
             raised_at: raised.into(),
             acknowledged_at: acked.then(|| "2026-11-28T09:00:00Z".into()),
             acknowledged_by: acked.then(|| "operator".into()),
+            acknowledged_note: None,
         }
     }
 

@@ -37,7 +37,7 @@ const LEFT: &[Section] = &[
         "Discrepancies",
         &[
             ("f", "fix what tally can fix"),
-            ("a", "acknowledge (asks first)"),
+            ("a", "acknowledge, with a reason"),
             ("enter o", "order's audit trail"),
             ("c", "reconcile now"),
         ],
