@@ -82,7 +82,7 @@ pub async fn fix(ctx: &LinkContext, key: &str) -> Result<String, FixError> {
         .ok_or_else(|| FixError::Refused(format!("{order_key} is not in the ledger")))?;
     if !MagentoSide::of(&order.data).cancelled {
         return Err(FixError::Refused(format!(
-            "Magento no longer has {order_key} cancelled; nothing to void (the next pass closes this)"
+            "Magento no longer has {order_key} cancelled; nothing to void (`tally reconcile --full` closes this)"
         )));
     }
     let invoice_id = order
