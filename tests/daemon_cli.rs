@@ -124,6 +124,7 @@ async fn status_text_shows_what_an_operator_needs() {
         s.budget.forecast_exhausted_at = Some("17:05".into());
         s.discrepancies_open = 4;
         s.discrepancies_by_kind = [("invoice_voided_in_xero".to_owned(), 4)].into();
+        s.discrepancies_acknowledged = 2;
     });
     *r.engine.readiness.lock() = Readiness {
         ready: false,
@@ -142,7 +143,7 @@ async fn status_text_shows_what_an_operator_needs() {
         "12",
         "day 4200/5000, runs out at 17:05",
         "dead letters  2",
-        "discrepancies 4 (invoice_voided_in_xero 4)",
+        "discrepancies 4 (invoice_voided_in_xero 4), 2 acknowledged",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
