@@ -192,7 +192,7 @@ async fn a_pass_raises_what_changed_in_xero_and_closes_what_agrees_again() {
             .last()
             .unwrap()
             .detail
-            .starts_with(&format!("acknowledged discrepancy {total_key}")),
+            .starts_with(&format!("discrepancy {total_key} acknowledged")),
         "{:?}",
         trail.last()
     );

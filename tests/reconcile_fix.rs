@@ -59,18 +59,29 @@ async fn a_cancelled_orders_invoice_is_voided_once_and_only_when_xero_allows_it(
     let details: Vec<&str> = trail
         .iter()
         .rev()
-        .take(2)
+        .take(3)
         .map(|e| e.detail.as_str())
         .collect();
     assert!(
-        details[1].starts_with("asked to void Xero invoice"),
+        details[2].starts_with("asked to void Xero invoice"),
         "{details:?}"
     );
     assert!(
-        details[0].contains("voided (the order was cancelled in Magento)"),
+        details[1].contains("voided (the order was cancelled in Magento)"),
         "{details:?}"
     );
-    assert!(trail.iter().rev().take(2).all(|e| e.actor == "operator"));
+    assert_eq!(
+        details[0],
+        format!("discrepancy {} closed: Magento and Xero agree", key(voids))
+    );
+    assert!(trail.iter().rev().take(3).all(|e| e.actor == "operator"));
+    // Before the fix, the trail said when the cancellation was raised and by whom.
+    assert!(
+        trail.iter().any(|e| e.actor == "ingest"
+            && e.detail
+                .starts_with(&format!("discrepancy {} raised: order", key(voids)))),
+        "{trail:?}"
+    );
     // Asked again (a second console, a retry after a crash): nothing is open, nothing sent.
     let calls = ctx.xero.counters().calls;
     assert!(matches!(
@@ -99,6 +110,7 @@ async fn a_cancelled_orders_invoice_is_voided_once_and_only_when_xero_allows_it(
         .commit(vec![Write::PutDiscrepancy {
             key: total.clone(),
             value: json!({"kind": kinds::INVOICE_TOTAL_DIFFERS, "order": voids.key, "detail": "edited"}),
+            actor: "reconciler".into(),
         }])
         .await
         .unwrap();
@@ -112,7 +124,10 @@ async fn a_cancelled_orders_invoice_is_voided_once_and_only_when_xero_allows_it(
 
     // The reconciler agrees: the voided ones stay closed; the paid one is still open.
     ctx.ledger
-        .commit(vec![Write::RemoveDiscrepancy { key: total }])
+        .commit(vec![Write::RemoveDiscrepancy {
+            key: total,
+            actor: "reconciler".into(),
+        }])
         .await
         .unwrap();
     ReconcileWorker::new(ctx.clone()).round().await.unwrap();

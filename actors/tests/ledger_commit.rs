@@ -613,10 +613,12 @@ async fn cursors_tokens_and_discrepancies() {
             Write::PutDiscrepancy {
                 key: "order:1:total".into(),
                 value: json!({ "magento": "10.00", "xero": "10.01" }),
+                actor: "reconciler".into(),
             },
             Write::PutDiscrepancy {
                 key: "order:2:missing".into(),
                 value: json!({}),
+                actor: "reconciler".into(),
             },
         ])
         .await
@@ -638,9 +640,11 @@ async fn cursors_tokens_and_discrepancies() {
         .commit(vec![
             Write::RemoveDiscrepancy {
                 key: "order:2:missing".into(),
+                actor: "reconciler".into(),
             },
             Write::RemoveDiscrepancy {
                 key: "never-raised".into(),
+                actor: "reconciler".into(),
             },
         ])
         .await
@@ -930,7 +934,15 @@ fn raise(key: &str, detail: &str) -> Write {
     Write::PutDiscrepancy {
         key: key.into(),
         value: json!({"kind": "invoice_total_differs", "order": "order:7", "detail": detail}),
+        actor: "reconciler".into(),
     }
+}
+
+/// The last line of the order's audit trail: (actor, detail).
+async fn last_line(ledger: &Ledger, key: &str) -> (String, String) {
+    let trail = ledger.audit_for(key).await.unwrap();
+    let last = trail.last().unwrap();
+    (last.actor.clone(), last.detail.clone())
 }
 
 async fn discrepancy(ledger: &Ledger, key: &str) -> serde_json::Value {
@@ -950,6 +962,14 @@ async fn an_acknowledgement_survives_a_raise_from_an_older_read_until_the_detail
     let raised = discrepancy(&ledger, key).await;
     assert!(raised["raised_at"].is_string(), "{raised}");
     assert!(!discrepancy::is_acknowledged(&raised));
+    // The order's trail tells its story: raised, by whom.
+    assert_eq!(
+        last_line(&ledger, "order:7").await,
+        (
+            "reconciler".to_owned(),
+            "discrepancy total:order:7 raised: 9.95 vs 10.00".to_owned()
+        )
+    );
 
     // An acknowledgement rolled back with its request leaves the discrepancy as it was.
     let ack = || Write::AcknowledgeDiscrepancy {
@@ -973,7 +993,7 @@ async fn an_acknowledgement_survives_a_raise_from_an_older_read_until_the_detail
     assert_eq!((last.from, last.to), (Some(Stage::Seen), Stage::Seen));
     assert_eq!(
         last.detail,
-        "acknowledged discrepancy total:order:7: 9.95 vs 10.00 (reason: the customer agreed)"
+        "discrepancy total:order:7 acknowledged: 9.95 vs 10.00 (reason: the customer agreed)"
     );
 
     // A pass that read the discrepancies before the acknowledgement raises the same finding
@@ -997,6 +1017,24 @@ async fn an_acknowledgement_survives_a_raise_from_an_older_read_until_the_detail
     let changed = discrepancy(&ledger, key).await;
     assert!(!discrepancy::is_acknowledged(&changed), "{changed}");
     assert_eq!(changed["raised_at"], raised["raised_at"]);
+    assert_eq!(
+        last_line(&ledger, "order:7").await.1,
+        "discrepancy total:order:7 changed: 8.00 vs 10.00"
+    );
+
+    // Closed once both sides agree; closing what is not open writes nothing.
+    let close = || Write::RemoveDiscrepancy {
+        key: key.into(),
+        actor: "reconciler".into(),
+    };
+    ledger.commit(vec![close()]).await.unwrap();
+    assert_eq!(
+        last_line(&ledger, "order:7").await.1,
+        "discrepancy total:order:7 closed: Magento and Xero agree"
+    );
+    let lines = ledger.audit_for("order:7").await.unwrap().len();
+    ledger.commit(vec![close()]).await.unwrap();
+    assert_eq!(ledger.audit_for("order:7").await.unwrap().len(), lines);
 
     let missing = ledger
         .commit(vec![Write::AcknowledgeDiscrepancy {

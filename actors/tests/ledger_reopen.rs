@@ -72,6 +72,7 @@ async fn reopening_preserves_everything() {
                 Write::PutDiscrepancy {
                     key: "d".into(),
                     value: json!("x"),
+                    actor: "reconciler".into(),
                 },
             ])
             .await

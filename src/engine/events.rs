@@ -147,6 +147,7 @@ async fn act(
                 .open
                 .into_iter()
                 .map(|f| Write::PutDiscrepancy {
+                    actor: "xero-webhook".into(),
                     key: f.key,
                     value: stored_value(&f.value, None, now),
                 })

@@ -40,12 +40,16 @@ pub enum Write {
     /// Raise a discrepancy, or raise it again: merged into the stored one by the writer (see
     /// `ledger::discrepancy::merged`), so it keeps its `raised_at`, and its acknowledgement
     /// while its `detail` is unchanged.
+    /// A discrepancy raised, or changed, appends a line to its order's audit trail, by
+    /// `actor`.
     PutDiscrepancy {
         key: String,
         value: serde_json::Value,
+        actor: String,
     },
-    /// Idempotent: removing an absent discrepancy is not an error.
-    RemoveDiscrepancy { key: String },
+    /// Closes a discrepancy, with a line in its order's audit trail. Idempotent: removing an
+    /// absent discrepancy is not an error (and writes nothing).
+    RemoveDiscrepancy { key: String, actor: String },
     /// An operator has seen the discrepancy and accepts it for now: it stays open (the systems
     /// still disagree) but no longer counts as needing attention, until its detail changes.
     /// Appends a line to the order's audit trail, with the operator's reason when given.
@@ -97,14 +101,16 @@ impl std::fmt::Debug for Write {
                 .field("name", name)
                 .field("bytes", &format_args!("<{} bytes redacted>", bytes.len()))
                 .finish(),
-            Write::PutDiscrepancy { key, value } => f
+            Write::PutDiscrepancy { key, value, actor } => f
                 .debug_struct("PutDiscrepancy")
                 .field("key", key)
                 .field("value", value)
+                .field("actor", actor)
                 .finish(),
-            Write::RemoveDiscrepancy { key } => f
+            Write::RemoveDiscrepancy { key, actor } => f
                 .debug_struct("RemoveDiscrepancy")
                 .field("key", key)
+                .field("actor", actor)
                 .finish(),
             Write::AcknowledgeDiscrepancy { key, actor, note } => f
                 .debug_struct("AcknowledgeDiscrepancy")

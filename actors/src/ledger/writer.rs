@@ -142,6 +142,14 @@ fn run(
 
 /// An empty durable commit: persists every undurable commit before it. `false` if it failed
 /// (they stay pending, and the next durable commit or idle moment tries again).
+/// A discrepancy's `detail`, for its order's audit trail.
+fn detail_of(discrepancy: &serde_json::Value) -> &str {
+    discrepancy
+        .get("detail")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+}
+
 fn harden(db: &Database, counters: &Counters) -> bool {
     let result = (|| -> Result<(), LedgerError> {
         let mut txn = db.begin_write()?;
@@ -449,17 +457,16 @@ impl<'t> Tx<'t> {
             Write::SetToken { name, bytes } => {
                 self.set_bytes(BytesTable::Tokens, &name, Some(&bytes))
             }
-            Write::PutDiscrepancy { key, value } => {
-                let stored = self.stored_discrepancy(&key)?;
-                let value = discrepancy::merged(&value, stored.as_ref(), self.now);
-                if stored.as_ref() == Some(&value) {
-                    return Ok(());
-                }
-                let bytes = codec::encode("discrepancy", &value)?;
-                self.set_bytes(BytesTable::Discrepancies, &key, Some(&bytes))
+            Write::PutDiscrepancy { key, value, actor } => {
+                self.put_discrepancy(&key, &value, &actor, info)
             }
-            Write::RemoveDiscrepancy { key } => {
-                self.set_bytes(BytesTable::Discrepancies, &key, None)
+            Write::RemoveDiscrepancy { key, actor } => {
+                let Some(stored) = self.stored_discrepancy(&key)? else {
+                    return Ok(());
+                };
+                self.set_bytes(BytesTable::Discrepancies, &key, None)?;
+                let line = format!("discrepancy {key} closed: Magento and Xero agree");
+                self.note_on_order(&stored, &line, &actor, info)
             }
             Write::AcknowledgeDiscrepancy { key, actor, note } => {
                 self.acknowledge_discrepancy(&key, &actor, note.as_deref(), info)
@@ -594,6 +601,52 @@ impl<'t> Tx<'t> {
             .transpose()
     }
 
+    /// Raises (or changes) a discrepancy, merged into the stored one (see
+    /// `discrepancy::merged`); its order's trail says when it was raised and when its detail
+    /// changed, not every pass that found it again.
+    fn put_discrepancy(
+        &mut self,
+        key: &str,
+        raised: &serde_json::Value,
+        actor: &str,
+        info: &mut CommitInfo,
+    ) -> Result<(), LedgerError> {
+        let stored = self.stored_discrepancy(key)?;
+        let value = discrepancy::merged(raised, stored.as_ref(), self.now);
+        if stored.as_ref() == Some(&value) {
+            return Ok(());
+        }
+        let bytes = codec::encode("discrepancy", &value)?;
+        self.set_bytes(BytesTable::Discrepancies, key, Some(&bytes))?;
+        let change = match &stored {
+            None => "raised",
+            Some(s) if s.get("detail") != value.get("detail") => "changed",
+            Some(_) => return Ok(()),
+        };
+        let line = format!("discrepancy {key} {change}: {}", detail_of(&value));
+        self.note_on_order(&value, &line, actor, info)
+    }
+
+    /// A line in the audit trail of the order a discrepancy is about (when that order is in
+    /// the ledger), without moving it: the order's trail tells its whole story.
+    fn note_on_order(
+        &mut self,
+        discrepancy: &serde_json::Value,
+        line: &str,
+        actor: &str,
+        info: &mut CommitInfo,
+    ) -> Result<(), LedgerError> {
+        let Some(order) = discrepancy.get("order").and_then(serde_json::Value::as_str) else {
+            return Ok(());
+        };
+        match self.load_header(order)? {
+            Some(header) => {
+                self.append_audit(order, Some(header.stage), header.stage, actor, line, info)
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Marks the discrepancy acknowledged and says so in its order's audit trail (when the
     /// order is in the ledger), so the trail shows who accepted which difference and when.
     fn acknowledge_discrepancy(
@@ -614,30 +667,11 @@ impl<'t> Tx<'t> {
         let value = discrepancy::acknowledged(&stored, actor, note, self.now);
         let bytes = codec::encode("discrepancy", &value)?;
         self.set_bytes(BytesTable::Discrepancies, key, Some(&bytes))?;
-        let entity = stored.get("order").and_then(serde_json::Value::as_str);
-        if let Some(entity) = entity
-            && let Some(header) = self.load_header(entity)?
-        {
-            let mut detail = format!(
-                "acknowledged discrepancy {key}: {}",
-                stored
-                    .get("detail")
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or_default()
-            );
-            if let Some(note) = note.filter(|n| !n.trim().is_empty()) {
-                detail.push_str(&format!(" (reason: {})", note.trim()));
-            }
-            self.append_audit(
-                entity,
-                Some(header.stage),
-                header.stage,
-                actor,
-                &detail,
-                info,
-            )?;
+        let mut line = format!("discrepancy {key} acknowledged: {}", detail_of(&stored));
+        if let Some(note) = note.filter(|n| !n.trim().is_empty()) {
+            line.push_str(&format!(" (reason: {})", note.trim()));
         }
-        Ok(())
+        self.note_on_order(&stored, &line, actor, info)
     }
 
     fn dead_letter(

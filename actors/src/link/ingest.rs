@@ -381,6 +381,7 @@ fn cancelled_after_invoicing(
         .map_or(order.increment_id.as_str(), String::as_str);
     let finding = cancelled_in_magento(state, invoice_id, number);
     Some(Write::PutDiscrepancy {
+        actor: ACTOR.into(),
         key: finding.key,
         value: stored_value(&finding.value, None, chrono::Utc::now()),
     })

@@ -169,6 +169,7 @@ pub async fn fix(ctx: &LinkContext, key: &str) -> Result<String, FixError> {
         if still_cancelled {
             writes.push(Write::RemoveDiscrepancy {
                 key: key.to_owned(),
+                actor: ACTOR.into(),
             });
         }
         match ctx.ledger.commit(writes).await {

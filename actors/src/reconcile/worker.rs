@@ -262,12 +262,19 @@ impl ReconcileWorker {
                         let value = stored_value(&f.value, stored, now);
                         if stored != Some(&value) {
                             tracing::warn!(order = %order.key, kind, "Discrepancy raised.");
-                            writes.push(Write::PutDiscrepancy { key, value });
+                            writes.push(Write::PutDiscrepancy {
+                                key,
+                                value,
+                                actor: ACTOR.into(),
+                            });
                             summary.raised += 1;
                         }
                     }
                     None if stored.is_some() => {
-                        writes.push(Write::RemoveDiscrepancy { key });
+                        writes.push(Write::RemoveDiscrepancy {
+                            key,
+                            actor: ACTOR.into(),
+                        });
                         summary.closed += 1;
                     }
                     None => {}
