@@ -14,6 +14,11 @@ use tally_actors::reconcile::ReconcileWorker;
 use tally_actors::reconcile::fix::{FixError, fix};
 use tally_actors::reconcile::kinds;
 
+async fn open_keys(ledger: &tally_actors::ledger::Ledger) -> Vec<String> {
+    let open = ledger.discrepancies().await.unwrap();
+    open.into_iter().map(|(k, _)| k).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_orders_invoice_is_voided_once_and_only_when_xero_allows_it() {
     let env = sandbox_env(37, 60, 120.0).await;
@@ -131,14 +136,7 @@ async fn a_cancelled_orders_invoice_is_voided_once_and_only_when_xero_allows_it(
         .await
         .unwrap();
     ReconcileWorker::new(ctx.clone()).round().await.unwrap();
-    let open: Vec<String> = ctx
-        .ledger
-        .discrepancies()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let open = open_keys(&ctx.ledger).await;
     assert!(
         !open.contains(&key(voids)) && !open.contains(&key(voided_meanwhile)),
         "{open:?}"
@@ -169,12 +167,6 @@ async fn a_cancelled_orders_invoice_is_voided_once_and_only_when_xero_allows_it(
         "the update was read: {:?}",
         trail.last()
     );
-    let open: Vec<String> = ledger
-        .discrepancies()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let open = open_keys(&ledger).await;
     assert!(!open.contains(&key(voids)), "raised again: {open:?}");
 }
