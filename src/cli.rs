@@ -113,6 +113,16 @@ pub struct ReportArgs {
     /// Write to this file instead of standard output.
     #[arg(long, visible_alias = "out")]
     pub output: Option<std::path::PathBuf>,
+    /// Every discrepancy raised, changed, acknowledged or closed in a period (from the
+    /// orders' audit trails) instead of the open ones: a period close's report. CSV or JSON.
+    #[arg(long)]
+    pub history: bool,
+    /// With --history: from this day (`2026-11-01`, UTC) or instant (RFC 3339).
+    #[arg(long, requires = "history")]
+    pub since: Option<String>,
+    /// With --history: up to this day or instant (exclusive).
+    #[arg(long, requires = "history")]
+    pub until: Option<String>,
 }
 
 #[derive(Debug, Args)]

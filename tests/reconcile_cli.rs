@@ -111,4 +111,57 @@ async fn one_pass_from_the_shell_reports_what_needs_attention_in_its_exit_code()
         "{full}"
     );
     assert_eq!(full["raised"], 0, "{full}");
+
+    // The period's history: when it was raised, by the reconciler, and acknowledged, by whom.
+    let run = tally(&[
+        "report",
+        "--config",
+        config,
+        "--history",
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let events: Value = serde_json::from_str(&run.stdout).unwrap();
+    let of_key: Vec<(String, String)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["key"] == key.as_str())
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap().to_owned(),
+                e["actor"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        of_key,
+        [
+            ("raised".to_owned(), "reconciler".to_owned()),
+            ("acknowledged".to_owned(), "operator (cli)".to_owned())
+        ],
+        "{events}"
+    );
+    assert_eq!(events[0]["order"], unpaid.key.as_str(), "{events}");
+    // A period after it holds nothing; the CSV has its header; md is refused.
+    let run = tally(&[
+        "report",
+        "--config",
+        config,
+        "--history",
+        "--since",
+        "2999-01-01",
+    ])
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.stdout, "at,order,key,event,actor,detail\n");
+    let run = tally(&["report", "--config", config, "--history", "--format", "md"]).await;
+    assert_ne!(run.code, Some(0));
+    assert!(
+        run.stderr.contains("--history exports csv or json"),
+        "{}",
+        run.stderr
+    );
 }

@@ -94,8 +94,71 @@ fn generated_at() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// `2026-11-01` (midnight UTC) or an RFC 3339 instant, in ms since the epoch.
+pub fn parse_instant(text: &str) -> anyhow::Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp_millis());
+    }
+    let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        anyhow::anyhow!("{text:?} is neither a day (2026-11-01) nor an RFC 3339 instant")
+    })?;
+    Ok(day
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_utc()
+        .timestamp_millis())
+}
+
+/// `tally report --history`: every discrepancy event of the period, through the daemon when
+/// one runs, else from the ledger file.
+async fn history(raw: &RawConfig, args: &ReportArgs) -> anyhow::Result<String> {
+    let since = args
+        .since
+        .as_deref()
+        .map(parse_instant)
+        .transpose()?
+        .unwrap_or(0);
+    let until = args
+        .until
+        .as_deref()
+        .map(parse_instant)
+        .transpose()?
+        .unwrap_or(i64::MAX);
+    use crate::engine::discrepancy_history::{HistoryRow, history as read_history, to_csv};
+    let through_daemon = match ControlClient::from_config(&Settings::from_raw(raw)?.daemon) {
+        Ok(client) => match client.discrepancy_history(since, until).await {
+            Ok(v) => Some(serde_json::from_value::<Vec<HistoryRow>>(v)?),
+            Err(ClientError::Unreachable { .. }) => None,
+            Err(e) => return Err(e.into()),
+        },
+        Err(_) => None,
+    };
+    let rows = match through_daemon {
+        Some(rows) => rows,
+        None => {
+            let cfg = link_config(raw)?;
+            let ledger = open_ledger(&cfg.ledger_path, cfg.ledger_options).await?;
+            read_history(&ledger, since, until)
+                .await
+                .map_err(anyhow::Error::msg)?
+        }
+    };
+    eprintln!("{} discrepancy events", rows.len());
+    match args.format {
+        ReportFormat::Json => Ok(format!("{}\n", serde_json::to_string_pretty(&rows)?)),
+        ReportFormat::Csv => to_csv(&rows),
+        ReportFormat::Md | ReportFormat::Html => {
+            anyhow::bail!("--history exports csv or json")
+        }
+    }
+}
+
 pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let raw = RawConfig::load(&args.config.config)?;
+    if args.history {
+        let body = history(&raw, &args).await?;
+        return write_out(&args, &body).map(|_| ExitCode::SUCCESS);
+    }
     let open = match from_daemon(&raw).await? {
         Some(open) => open,
         None => {
@@ -110,11 +173,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         ReportFormat::Md => super::report_render::to_markdown(&open, &generated_at()),
         ReportFormat::Html => super::report_render::to_html(&open, &generated_at()),
     };
-    match &args.output {
-        Some(path) => std::fs::write(path, &body)
-            .with_context(|| format!("cannot write the report to {}", path.display()))?,
-        None => std::io::stdout().write_all(body.as_bytes())?,
-    }
+    write_out(&args, &body)?;
     let acknowledged = crate::engine::discrepancy::acknowledged(&open);
     eprintln!(
         "{} open discrepancies ({} acknowledged)",
@@ -122,6 +181,14 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         acknowledged
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn write_out(args: &ReportArgs, body: &str) -> anyhow::Result<()> {
+    match &args.output {
+        Some(path) => std::fs::write(path, body)
+            .with_context(|| format!("cannot write the report to {}", path.display())),
+        None => Ok(std::io::stdout().write_all(body.as_bytes())?),
+    }
 }
 
 #[cfg(test)]

@@ -165,6 +165,17 @@ impl ControlClient {
         self.ok_json(res).await
     }
 
+    /// Every discrepancy event in `[since_ms, until_ms)` (see `tally report --history`).
+    pub async fn discrepancy_history(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<serde_json::Value, ClientError> {
+        let path = format!("/api/v1/discrepancies/history?since_ms={since_ms}&until_ms={until_ms}");
+        let res = self.send(self.req(reqwest::Method::GET, &path)).await?;
+        self.ok_json(res).await
+    }
+
     /// `/readyz`: a 503 is an answer (not ready), not an error.
     pub async fn ready(&self) -> Result<ReadyReport, ClientError> {
         let res = self.send(self.req(reqwest::Method::GET, "/readyz")).await?;

@@ -155,6 +155,40 @@ pub async fn discrepancies(State(app): State<AppState>) -> Response {
     }
 }
 
+/// The period of `GET /api/v1/discrepancies/history`, in ms since the epoch.
+#[derive(Debug, Deserialize)]
+pub struct Period {
+    #[serde(default)]
+    pub since_ms: i64,
+    #[serde(default = "forever")]
+    pub until_ms: i64,
+}
+
+fn forever() -> i64 {
+    i64::MAX
+}
+
+/// Every discrepancy event in a period, as `tally report --history --format json` prints it.
+pub async fn discrepancy_history(
+    State(app): State<AppState>,
+    axum::extract::Query(p): axum::extract::Query<Period>,
+) -> Response {
+    match tokio::time::timeout(
+        COMMAND_TIMEOUT,
+        app.engine.discrepancy_history(p.since_ms, p.until_ms),
+    )
+    .await
+    {
+        Ok(Ok(rows)) => Json(rows).into_response(),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, e).into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the engine did not answer in time",
+        )
+            .into_response(),
+    }
+}
+
 /// The optional body of an acknowledgement: `{"note": "why it is acceptable"}`.
 #[derive(Debug, Default, Deserialize)]
 pub struct AckBody {

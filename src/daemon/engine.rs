@@ -33,6 +33,16 @@ pub trait DaemonEngine: Send + Sync + 'static {
         Box::pin(async { Ok(Vec::new()) })
     }
 
+    /// Every discrepancy raised, changed, acknowledged or closed in `[since_ms, until_ms)`,
+    /// for `tally report --history` while the daemon holds the ledger.
+    fn discrepancy_history(
+        &self,
+        _since_ms: i64,
+        _until_ms: i64,
+    ) -> BoxFuture<'_, Result<Vec<crate::engine::discrepancy_history::HistoryRow>, String>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     /// Re-read and validate the mapping rules; `Err` leaves the old rules in place.
     fn reload(&self) -> BoxFuture<'_, Result<String, String>>;
 

@@ -288,6 +288,7 @@ fn router(app: AppState, prom: metrics_exporter_prometheus::PrometheusHandle) ->
         .route("/reload", post(control::reload))
         .route("/reconcile", post(control::reconcile))
         .route("/discrepancies", get(control::discrepancies))
+        .route("/discrepancies/history", get(control::discrepancy_history))
         .route(
             "/discrepancies/{key}/acknowledge",
             post(control::acknowledge_discrepancy),

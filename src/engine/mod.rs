@@ -2,6 +2,7 @@
 //! [`ConsoleState`], and the operator's commands.
 
 pub mod discrepancy;
+pub mod discrepancy_history;
 mod events;
 pub mod facts;
 pub mod fix;

@@ -481,6 +481,16 @@ impl DaemonEngine for EngineRuntime {
         Box::pin(self.apply(cmd))
     }
 
+    fn discrepancy_history(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> BoxFuture<'_, Result<Vec<super::discrepancy_history::HistoryRow>, String>> {
+        Box::pin(async move {
+            super::discrepancy_history::history(&self.link.ctx.ledger, since_ms, until_ms).await
+        })
+    }
+
     fn magento_order_changed(&self, change: MagentoChange) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
             // The push says "look now": ingest reads the order by updated_at straight away.

@@ -279,6 +279,18 @@ impl Ledger {
         self.read(move |r| r.audit_tail(n)).await
     }
 
+    /// See [`LedgerReader::audit_matching`].
+    pub async fn audit_matching(
+        &self,
+        needle: &str,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<AuditEntry>, LedgerError> {
+        let needle = needle.to_owned();
+        self.read(move |r| r.audit_matching(&needle, since_ms, until_ms))
+            .await
+    }
+
     pub async fn created_at_ms(&self) -> Result<Option<u64>, LedgerError> {
         self.read(|r| r.created_at_ms()).await
     }

@@ -279,6 +279,34 @@ impl LedgerReader {
         Ok(out)
     }
 
+    /// Every audit entry made in `[since_ms, until_ms)` whose stored text holds `needle`,
+    /// oldest first. A whole-ledger scan for exports (a period's discrepancy history): the
+    /// text is searched before an entry is decoded, so entries that do not match cost a
+    /// byte search, not a parse.
+    pub fn audit_matching(
+        &self,
+        needle: &str,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<AuditEntry>, LedgerError> {
+        let rtx = self.db.begin_read()?;
+        let audit = rtx.open_table(AUDIT)?;
+        let needle = needle.as_bytes();
+        let mut out = Vec::new();
+        for item in audit.iter()? {
+            let (k, v) = item?;
+            let bytes = v.value();
+            if needle.is_empty() || !bytes.windows(needle.len()).any(|w| w == needle) {
+                continue;
+            }
+            let entry: AuditEntry = codec::decode("audit entry", &k.value().to_string(), bytes)?;
+            if (since_ms..until_ms).contains(&entry.at_ms) {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+
     /// When this ledger file was created (ms since the epoch): nothing tally wrote anywhere
     /// is older. `None` for a file from before the field existed.
     pub fn created_at_ms(&self) -> Result<Option<u64>, LedgerError> {
