@@ -1,6 +1,7 @@
 //! `tally console` in a real terminal (a tmux pane) with the real engine against the in-process
 //! sandbox: a broken order shows up in the Errors view with its field, the shop fixes it, `r`
-//! retries it, it reaches Xero once, and `q` gives the terminal back.
+//! retries it, it reaches Xero once; the shop cancels an invoiced order, the Discrepancies view
+//! lists it and `f` voids its invoice in Xero; and `q` gives the terminal back.
 //!
 //! Needs tmux (CI installs it). Without it the test fails, unless `TALLY_SKIP_TMUX=1`.
 
@@ -252,6 +253,50 @@ async fn console_shows_a_broken_order_and_retries_it_after_the_fix() {
         !header.contains(" dead") && !header.contains("retrying")
     })
     .await;
+
+    // The shop cancels an order tally invoiced and nobody paid: the Discrepancies view lists
+    // it, `f` voids its invoice in Xero after asking, and the row goes.
+    let unpaid = env
+        .seeded_orders()
+        .into_iter()
+        .find(|o| common::dec_or_zero(&o["payment"], "amount_paid").is_zero())
+        .expect("the seed has an unpaid order");
+    let unpaid_number = unpaid["increment_id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + WAIT;
+    let unpaid_invoice = loop {
+        let body = xero
+            .get(&format!("Invoices?InvoiceNumbers={unpaid_number}"))
+            .await;
+        if let Some(inv) = body["Invoices"].as_array().and_then(|a| a.first()) {
+            break inv.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the unpaid order never reached Xero"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    env.sandbox.magento.insert_order(
+        json!({"entity_id": unpaid["entity_id"], "state": "canceled", "status": "canceled"}),
+    );
+    tmux.send(&["6"]);
+    tmux.wait_for("the cancellation in the Discrepancies view", |s| {
+        s.contains("cancelled in Magento") && s.contains(&unpaid_number)
+    })
+    .await;
+    tmux.send(&["f"]);
+    tmux.wait_for("the question before voiding", |s| {
+        s.contains(&format!("Void the Xero invoice of {unpaid_number}"))
+    })
+    .await;
+    tmux.send(&["y"]);
+    tmux.wait_for("the discrepancy to close", |s| {
+        s.contains("Discrepancies · 0 need attention")
+    })
+    .await;
+    let id = unpaid_invoice["InvoiceID"].as_str().unwrap();
+    let voided = xero.get(&format!("Invoices/{id}")).await;
+    assert_eq!(voided["Invoices"][0]["Status"], "VOIDED", "{voided}");
 
     // `q` quits and gives the terminal back: normal screen, the shell's prompt, exit code 0.
     tmux.send(&["q"]);
