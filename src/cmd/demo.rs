@@ -111,13 +111,14 @@ async fn headless_status(rt: Arc<EngineRuntime>, duration_secs: Option<u64>) -> 
             })
             .collect();
         println!(
-            "{} | {} | xero {}/{} this minute, {} dead letters, {} open discrepancies",
+            "{} | {} | xero {}/{} this minute, dead letters {}, discrepancies {} open ({} acknowledged)",
             s.generated_at,
             stages.join(" | "),
             s.budget.minute_used,
             s.budget.minute_limit,
             s.errors.iter().filter(|e| e.dead).count(),
-            s.discrepancies_open
+            s.discrepancies_open,
+            s.discrepancies_acknowledged
         );
         if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
             return Ok(());
