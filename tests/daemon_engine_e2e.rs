@@ -576,27 +576,10 @@ async fn the_daemons_reconciler_finds_a_voided_invoice_no_webhook_announced() {
     let through_daemon = report().await;
     assert!(through_daemon[0]["acknowledged_at"].is_string());
     // The history, through the daemon: raised by its reconciler, acknowledged with the reason.
-    let run = tally(&[
-        "report",
-        "--config",
-        path_str(&config),
-        "--history",
-        "--format",
-        "json",
-    ])
-    .await;
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
-    let events: Value = serde_json::from_str(&run.stdout).unwrap();
-    let events: Vec<(String, String)> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["event"].as_str().unwrap().to_owned(),
-                e["detail"].as_str().unwrap().to_owned(),
-            )
-        })
+    let events: Vec<(String, String)> = common::discrepancy_events(&config)
+        .await
+        .into_iter()
+        .map(|(_, event, _, detail)| (event, detail))
         .collect();
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[0].0, "raised");

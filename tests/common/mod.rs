@@ -801,3 +801,31 @@ pub async fn unpaid_invoiced_orders(path: &Path) -> Vec<tally_actors::ledger::En
     }
     out
 }
+
+/// `tally report --history --format json` for the config at `config`: every discrepancy
+/// event, each as (key, event, actor, detail).
+pub async fn discrepancy_events(config: &Path) -> Vec<(String, String, String, String)> {
+    let run = tally(&[
+        "report",
+        "--config",
+        path_str(config),
+        "--history",
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let events: Vec<Value> = serde_json::from_str(&run.stdout).expect("a JSON list");
+    let text = |e: &Value, f: &str| e[f].as_str().unwrap_or_default().to_owned();
+    events
+        .iter()
+        .map(|e| {
+            (
+                text(e, "key"),
+                text(e, "event"),
+                text(e, "actor"),
+                text(e, "detail"),
+            )
+        })
+        .collect()
+}
