@@ -35,7 +35,8 @@ pub enum Command {
     /// Magento; a JSON summary, exit 1 if anything needs attention (through the daemon when
     /// one runs).
     Reconcile(ReconcileArgs),
-    /// Export the open discrepancies between Magento and Xero (CSV or JSON).
+    /// Export the discrepancies between Magento and Xero: the open ones (CSV, JSON, Markdown
+    /// or HTML), or a period's history (--history).
     Report(ReportArgs),
     /// Acknowledge an open discrepancy: accepted for now, it stops counting in alerts until
     /// its detail changes; through the daemon when one runs.
