@@ -73,10 +73,7 @@ async fn a_pass_raises_what_changed_in_xero_and_closes_what_agrees_again() {
 
     // Magento cancels an order tally already invoiced: the next sync raises it (ingest reads
     // the cancellation), and Xero still has the invoice as owed.
-    let entity_id: i64 = cancelled.links["magento_entity_id"].parse().unwrap();
-    env.sandbox
-        .magento
-        .insert_order(json!({"entity_id": entity_id, "state": "canceled", "status": "canceled"}));
+    env.cancel_in_magento(cancelled);
     let (run, summary) = sync_once(&env.config).await;
     assert_eq!(run.code, Some(0), "{summary}\n{}", run.stderr);
     let cancelled_key = kinds::key(kinds::ORDER_CANCELLED_IN_MAGENTO, &cancelled.key);
@@ -109,16 +106,7 @@ async fn a_pass_raises_what_changed_in_xero_and_closes_what_agrees_again() {
     // Someone works in Xero.
     let original =
         xero.get(&format!("Invoices/{}", invoice_of(edited))).await["Invoices"][0].clone();
-    let mut lines = original["LineItems"].as_array().unwrap().clone();
-    lines.push(json!({"Description": "added in Xero", "Quantity": 1, "UnitAmount": 5, "AccountCode": "200"}));
-    let (st, body) = xero
-        .send(
-            Method::POST,
-            &format!("Invoices/{}", invoice_of(edited)),
-            json!({"Invoices": [{"LineItems": lines}]}),
-        )
-        .await;
-    assert_eq!(st, 200, "{body}");
+    xero.add_line(&invoice_of(edited), "added in Xero", 5).await;
     let payment_id = unpaid_by_tally.links["payment_id"].clone();
     let (st, body) = xero
         .send(
@@ -197,20 +185,7 @@ async fn a_pass_raises_what_changed_in_xero_and_closes_what_agrees_again() {
         trail.last()
     );
     // Someone edits the invoice again: a different difference asks for the operator again.
-    let mut lines =
-        xero.get(&format!("Invoices/{}", invoice_of(edited))).await["Invoices"][0]["LineItems"]
-            .as_array()
-            .unwrap()
-            .clone();
-    lines.push(json!({"Description": "another edit", "Quantity": 1, "UnitAmount": 7, "AccountCode": "200"}));
-    let (st, body) = xero
-        .send(
-            Method::POST,
-            &format!("Invoices/{}", invoice_of(edited)),
-            json!({"Invoices": [{"LineItems": lines}]}),
-        )
-        .await;
-    assert_eq!(st, 200, "{body}");
+    xero.add_line(&invoice_of(edited), "another edit", 7).await;
     worker.round().await.unwrap();
     let reopened = value_of(&ctx, &total_key).await;
     assert!(!discrepancy::is_acknowledged(&reopened), "{reopened}");

@@ -30,10 +30,7 @@ async fn a_cancelled_orders_invoice_is_voided_once_and_only_when_xero_allows_it(
 
     // The shop cancels all three; the next sync raises each.
     for order in [voids, paid_meanwhile, voided_meanwhile] {
-        let entity_id: i64 = order.links["magento_entity_id"].parse().unwrap();
-        env.sandbox.magento.insert_order(
-            json!({"entity_id": entity_id, "state": "canceled", "status": "canceled"}),
-        );
+        env.cancel_in_magento(order);
     }
     let (run, summary) = sync_once(&env.config).await;
     assert_eq!(run.code, Some(0), "{summary}\n{}", run.stderr);

@@ -6,8 +6,6 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use serde_json::json;
-
 use common::{XeroReader, sandbox_env, sync_once};
 use tally::daemon::{DaemonEngine, XeroEvent};
 use tally_actors::ledger::{Ledger, Stage};
@@ -31,10 +29,7 @@ async fn a_voided_invoice_webhook_raises_what_the_reconciler_would() {
     };
     assert_eq!(unpaid.len(), 2, "two unpaid invoiced orders");
     let (kept, cancelled) = (&unpaid[0], &unpaid[1]);
-    let entity_id: i64 = cancelled.links["magento_entity_id"].parse().unwrap();
-    env.sandbox
-        .magento
-        .insert_order(json!({"entity_id": entity_id, "state": "canceled", "status": "canceled"}));
+    env.cancel_in_magento(cancelled);
     let (run, summary) = sync_once(&env.config).await;
     assert_eq!(run.code, Some(0), "{summary}\n{}", run.stderr);
 

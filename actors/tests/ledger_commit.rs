@@ -1048,3 +1048,53 @@ async fn an_acknowledgement_survives_a_raise_from_an_older_read_until_the_detail
         "{missing:?}"
     );
 }
+
+#[tokio::test]
+async fn a_note_adds_a_trail_line_without_touching_the_entity_or_its_version() {
+    let (_dir, ledger) = open();
+    let before = stored_order(&ledger, "9").await;
+    ledger
+        .commit(vec![Write::Note {
+            key: "order:9".into(),
+            actor: "operator".into(),
+            detail: "asked to void Xero invoice X".into(),
+        }])
+        .await
+        .unwrap();
+    let after = ledger.get("order:9").await.unwrap().unwrap();
+    assert_eq!(after, before, "same state, same version");
+    // A stage that read the order before the note still writes it: no conflict.
+    let mut moved = before.clone();
+    moved.stage = Stage::ContactReady;
+    ledger
+        .commit(vec![put(moved, "contacts", "")])
+        .await
+        .unwrap();
+    let trail = ledger.audit_for("order:9").await.unwrap();
+    let note = &trail[trail.len() - 2];
+    assert_eq!(
+        (
+            note.actor.as_str(),
+            note.detail.as_str(),
+            note.from,
+            note.to
+        ),
+        (
+            "operator",
+            "asked to void Xero invoice X",
+            Some(Stage::Seen),
+            Stage::Seen
+        )
+    );
+    let missing = ledger
+        .commit(vec![Write::Note {
+            key: "order:404".into(),
+            actor: "operator".into(),
+            detail: "x".into(),
+        }])
+        .await;
+    assert!(
+        matches!(&missing, Err(LedgerError::NotFound { key }) if key == "order:404"),
+        "{missing:?}"
+    );
+}

@@ -54,6 +54,17 @@ pub async fn sandbox_env_with(opts: SandboxOptions) -> SandboxEnv {
 }
 
 impl SandboxEnv {
+    /// The shop cancels the order of this ledger entity (by its `magento_entity_id` link):
+    /// an update, stamped now, that the next poll reads.
+    pub fn cancel_in_magento(&self, order: &tally_actors::ledger::EntityState) {
+        let entity_id: i64 = order.links["magento_entity_id"]
+            .parse()
+            .expect("a numeric Magento entity id");
+        self.sandbox.magento.insert_order(
+            json!({"entity_id": entity_id, "state": "canceled", "status": "canceled"}),
+        );
+    }
+
     /// The config as TOML, e.g. to read `[mapping] payments` or to write a variant of it.
     pub fn config_toml(&self) -> toml::Table {
         toml::from_str(&std::fs::read_to_string(&self.config).expect("config readable"))
@@ -287,6 +298,28 @@ impl XeroReader {
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
+    }
+
+    /// Someone adds a line of `amount` to invoice `id` in Xero, changing its total (panics
+    /// unless Xero accepts it).
+    pub async fn add_line(&self, id: &str, description: &str, amount: u32) {
+        let invoice = self.get(&format!("Invoices/{id}")).await;
+        let mut lines = invoice["Invoices"][0]["LineItems"]
+            .as_array()
+            .expect("line items")
+            .clone();
+        lines.push(
+            json!({"Description": description, "Quantity": 1, "UnitAmount": amount,
+                          "AccountCode": "200"}),
+        );
+        let (st, body) = self
+            .send(
+                reqwest::Method::POST,
+                &format!("Invoices/{id}"),
+                json!({"Invoices": [{"LineItems": lines}]}),
+            )
+            .await;
+        assert_eq!(st, 200, "editing {id}: {body}");
     }
 
     /// Someone voids invoice `id` in Xero (panics unless Xero accepts it).

@@ -28,6 +28,7 @@ pub(crate) fn needs_durability(write: &Write) -> bool {
         Write::Put { state, .. } => state.intent.is_some(),
         Write::SetCursor { .. } => false,
         Write::DeadLetter { .. }
+        | Write::Note { .. }
         | Write::Revive { .. }
         | Write::DropDeadLetter { .. }
         | Write::SetToken { .. }

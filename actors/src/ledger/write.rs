@@ -17,6 +17,14 @@ pub enum Write {
         actor: String,
         detail: String,
     },
+    /// A line in an entity's audit trail that changes nothing else: no version to match, so
+    /// an operator's action noted beside the stages' own writes cannot conflict with them.
+    /// `NotFound` if the entity is not in the ledger.
+    Note {
+        key: String,
+        actor: String,
+        detail: String,
+    },
     /// Give up on an entity: stores the dead letter and moves the entity (if one is stored)
     /// to `Dead`. Overwrites an earlier dead letter for the same key.
     DeadLetter { letter: DeadLetter, actor: String },
@@ -72,6 +80,12 @@ impl std::fmt::Debug for Write {
             } => f
                 .debug_struct("Put")
                 .field("state", state)
+                .field("actor", actor)
+                .field("detail", detail)
+                .finish(),
+            Write::Note { key, actor, detail } => f
+                .debug_struct("Note")
+                .field("key", key)
                 .field("actor", actor)
                 .field("detail", detail)
                 .finish(),

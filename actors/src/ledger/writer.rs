@@ -447,6 +447,10 @@ impl<'t> Tx<'t> {
                 actor,
                 detail,
             } => self.put(state, &actor, &detail, info),
+            Write::Note { key, actor, detail } => match self.load_header(&key)? {
+                Some(h) => self.append_audit(&key, Some(h.stage), h.stage, &actor, &detail, info),
+                None => Err(LedgerError::NotFound { key }),
+            },
             Write::DeadLetter { letter, actor } => self.dead_letter(letter, &actor, info),
             Write::Revive { key, to, actor } => self.revive(&key, to, &actor, info),
             Write::DropDeadLetter { key, actor } => self.drop_dead_letter(&key, &actor, info),

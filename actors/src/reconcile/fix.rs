@@ -92,8 +92,8 @@ pub async fn fix(ctx: &LinkContext, key: &str) -> Result<String, FixError> {
         .ok_or_else(|| FixError::Refused(format!("{order_key} has no Xero invoice")))?;
 
     ctx.ledger
-        .commit(vec![Write::Put {
-            state: order.clone(),
+        .commit(vec![Write::Note {
+            key: order.key.clone(),
             actor: ACTOR.into(),
             detail: format!(
                 "asked to void Xero invoice {invoice_id}: the order was cancelled in Magento"
@@ -151,33 +151,22 @@ pub async fn fix(ctx: &LinkContext, key: &str) -> Result<String, FixError> {
         }
     };
 
-    // Both sides now agree: the discrepancy closes with the outcome in the order's trail. A
-    // stage may write the order meanwhile: read it again rather than fail after the void.
-    let mut tries = 0;
-    loop {
-        let order = ctx
-            .ledger
-            .get(order_key)
-            .await?
-            .unwrap_or_else(|| order.clone());
-        let still_cancelled = MagentoSide::of(&order.data).cancelled;
-        let mut writes = vec![Write::Put {
-            state: order,
-            actor: ACTOR.into(),
-            detail: format!("{done} (the order was cancelled in Magento)"),
-        }];
-        if still_cancelled {
-            writes.push(Write::RemoveDiscrepancy {
+    // Both sides now agree: the cancellation closes, with the outcome in the order's trail.
+    // Were Magento to un-cancel the order meanwhile, the void changed the invoice, so the next
+    // sweep reads it and raises the voided invoice instead.
+    ctx.ledger
+        .commit(vec![
+            Write::Note {
+                key: order.key.clone(),
+                actor: ACTOR.into(),
+                detail: format!("{done} (the order was cancelled in Magento)"),
+            },
+            Write::RemoveDiscrepancy {
                 key: key.to_owned(),
                 actor: ACTOR.into(),
-            });
-        }
-        match ctx.ledger.commit(writes).await {
-            Ok(_) => break,
-            Err(LedgerError::VersionConflict { .. }) if tries < 3 => tries += 1,
-            Err(e) => return Err(e.into()),
-        }
-    }
+            },
+        ])
+        .await?;
     tracing::info!(discrepancy = %key, invoice = %number, "Discrepancy fixed by the operator.");
     Ok(format!("{done}; {key} closed"))
 }
