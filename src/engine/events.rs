@@ -14,7 +14,7 @@ use tally_actors::budget::Priority;
 use tally_actors::ledger::{EntityKind, EntityState, Stage, Write};
 use tally_actors::link::LinkContext;
 use tally_actors::link::stage::kick;
-use tally_actors::reconcile::diff::{MagentoSide, findings, stored_value};
+use tally_actors::reconcile::diff::{MagentoSide, findings};
 
 use crate::daemon::XeroEvent;
 
@@ -142,15 +142,10 @@ async fn act(
         // cancelled order's voided invoice raises none).
         ("VOIDED" | "DELETED", _) => {
             let verdict = findings(&order, MagentoSide::of(&order.data), invoice);
-            let now = chrono::Utc::now();
             let writes: Vec<Write> = verdict
                 .open
                 .into_iter()
-                .map(|f| Write::PutDiscrepancy {
-                    actor: "xero-webhook".into(),
-                    key: f.key,
-                    value: stored_value(&f.value, None, now),
-                })
+                .map(|f| f.raise("xero-webhook"))
                 .collect();
             if !writes.is_empty() {
                 ctx.ledger.commit(writes).await.map_err(|e| e.to_string())?;

@@ -17,7 +17,7 @@ use crate::magento::{ChangedOrder, OrderCursor, OrderPoller};
 use crate::mapping::contact::contact_number;
 use crate::model::order_fields::project_record;
 use crate::model::{Json, JsonView, Order};
-use crate::reconcile::diff::{cancelled_in_magento, is_cancelled, stored_value};
+use crate::reconcile::diff::{cancelled_in_magento, is_cancelled};
 
 pub const CURSOR: &str = "magento.orders";
 const ACTOR: &str = "ingest";
@@ -379,12 +379,7 @@ fn cancelled_after_invoicing(
         .links
         .get("invoice_number")
         .map_or(order.increment_id.as_str(), String::as_str);
-    let finding = cancelled_in_magento(state, invoice_id, number);
-    Some(Write::PutDiscrepancy {
-        actor: ACTOR.into(),
-        key: finding.key,
-        value: stored_value(&finding.value, None, chrono::Utc::now()),
-    })
+    Some(cancelled_in_magento(state, invoice_id, number).raise(ACTOR))
 }
 
 /// The round's result once its commit is done.

@@ -6,7 +6,8 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use super::kinds;
-use crate::ledger::{EntityState, Record, Stage};
+use crate::ledger::discrepancy::merged;
+use crate::ledger::{EntityState, Record, Stage, Write};
 use crate::model::money::parse_money;
 
 /// A discrepancy that is open for an order, as it is stored.
@@ -15,6 +16,23 @@ pub struct Finding {
     pub key: String,
     pub kind: &'static str,
     pub value: Value,
+}
+
+impl Finding {
+    /// The write that raises it (or keeps it: the writer merges it into the stored one, see
+    /// [`crate::ledger::discrepancy::merged`]), by `actor`.
+    pub fn raise(self, actor: &str) -> Write {
+        Write::PutDiscrepancy {
+            key: self.key,
+            value: self.value,
+            actor: actor.to_owned(),
+        }
+    }
+
+    /// Whether raising it over `stored` changes anything (a quiet pass writes nothing).
+    pub fn changes(&self, stored: Option<&Value>, now: DateTime<Utc>) -> bool {
+        stored != Some(&merged(&self.value, stored, now.timestamp_millis()))
+    }
 }
 
 /// What Magento says of an order, as its stored record has it.
@@ -78,12 +96,6 @@ pub fn cancelled_in_magento(order: &EntityState, invoice_id: &str, number: &str)
             "order {name} was cancelled in Magento after tally posted Xero invoice {number}; void or credit it in Xero"
         ),
     )
-}
-
-/// The value stored for a finding over the `open` one: what the writer stores (see
-/// [`crate::ledger::discrepancy::merged`]), for a pass to tell whether it changes anything.
-pub fn stored_value(finding: &Value, open: Option<&Value>, now: DateTime<Utc>) -> Value {
-    crate::ledger::discrepancy::merged(finding, open, now.timestamp_millis())
 }
 
 /// Whether a stored order record says Magento cancelled the order.

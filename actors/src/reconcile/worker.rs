@@ -14,7 +14,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::diff::{MagentoSide, Verdict, findings, judged as judged_stage, stored_value};
+use super::diff::{MagentoSide, Verdict, findings, judged as judged_stage};
 use super::kinds;
 use crate::budget::Priority;
 use crate::ledger::{EntityKind, EntityState, Stage, Write};
@@ -124,10 +124,10 @@ fn raises(
     open: &HashMap<String, Value>,
     now: DateTime<Utc>,
 ) -> bool {
-    verdict.open.iter().any(|f| {
-        let stored = open.get(&kinds::key(f.kind, &order.key));
-        stored != Some(&stored_value(&f.value, stored, now))
-    })
+    verdict
+        .open
+        .iter()
+        .any(|f| f.changes(open.get(&kinds::key(f.kind, &order.key)), now))
 }
 
 impl StageWorker for ReconcileWorker {
@@ -258,18 +258,12 @@ impl ReconcileWorker {
                 let key = kinds::key(kind, &order.key);
                 let stored = open.get(&key);
                 match verdict.open.iter().find(|f| f.kind == kind) {
-                    Some(f) => {
-                        let value = stored_value(&f.value, stored, now);
-                        if stored != Some(&value) {
-                            tracing::warn!(order = %order.key, kind, "Discrepancy raised.");
-                            writes.push(Write::PutDiscrepancy {
-                                key,
-                                value,
-                                actor: ACTOR.into(),
-                            });
-                            summary.raised += 1;
-                        }
+                    Some(f) if f.changes(stored, now) => {
+                        tracing::warn!(order = %order.key, kind, "Discrepancy raised.");
+                        writes.push(f.clone().raise(ACTOR));
+                        summary.raised += 1;
                     }
+                    Some(_) => {}
                     None if stored.is_some() => {
                         writes.push(Write::RemoveDiscrepancy {
                             key,
