@@ -37,14 +37,7 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     {
         match client.command(&ConsoleCommand::ReconcileNow).await {
             Ok(reply) => {
-                let rows = match client.discrepancies().await? {
-                    Value::Array(rows) => rows,
-                    other => anyhow::bail!("the daemon listed discrepancies as {other}"),
-                };
-                let open: Vec<(String, Value)> = rows
-                    .into_iter()
-                    .map(|r| (r["key"].as_str().unwrap_or_default().to_owned(), r))
-                    .collect();
+                let open = super::report::from_daemon(&raw).await?.unwrap_or_default();
                 let mut summary = open_summary(&open);
                 summary["through_daemon"] = json!(client.base());
                 summary["daemon"] = json!(reply.message);

@@ -74,7 +74,7 @@ pub fn to_json(open: &[(String, Value)]) -> Value {
 }
 
 /// The open discrepancies from the running daemon, or `None` when none answers.
-async fn from_daemon(raw: &RawConfig) -> anyhow::Result<Option<Vec<(String, Value)>>> {
+pub(crate) async fn from_daemon(raw: &RawConfig) -> anyhow::Result<Option<Vec<(String, Value)>>> {
     let Ok(client) = ControlClient::from_config(&Settings::from_raw(raw)?.daemon) else {
         return Ok(None);
     };
