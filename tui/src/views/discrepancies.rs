@@ -8,7 +8,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Wrap};
 
-use super::{Action, Outcome, TableFrame, centered, hit_row, navigate};
+use super::{Action, Outcome, TableFrame, centered, drive_prompt, hit_row, navigate};
 use crate::command::ConsoleCommand;
 use crate::fmt;
 use crate::scroll::ListCursor;
@@ -134,18 +134,8 @@ impl DiscrepanciesView {
     }
 
     pub fn handle_key(&mut self, key: &KeyEvent, state: &ConsoleState) -> Outcome {
-        if let Some(prompt) = &mut self.ack {
-            return match prompt.handle_key(key) {
-                None => {
-                    self.ack = None;
-                    Outcome::Handled
-                }
-                Some(sent @ Outcome::Act(_)) => {
-                    self.ack = None;
-                    sent
-                }
-                Some(other) => other,
-            };
+        if self.ack.is_some() {
+            return drive_prompt(&mut self.ack, |p| p.handle_key(key));
         }
         let selected = self.selected(state);
         match key.code {

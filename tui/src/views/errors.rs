@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Wrap};
 
 use super::fix_prompt::FixPrompt;
-use super::{Action, Outcome, TableFrame, centered, hit_row, navigate, num};
+use super::{Action, Outcome, TableFrame, centered, drive_prompt, hit_row, navigate, num};
 use crate::command::ConsoleCommand;
 use crate::fmt;
 use crate::scroll::ListCursor;
@@ -48,18 +48,8 @@ impl ErrorsView {
     }
 
     pub fn handle_key(&mut self, key: &KeyEvent, state: &ConsoleState) -> Outcome {
-        if let Some(prompt) = &mut self.fix {
-            return match prompt.handle_key(key) {
-                None => {
-                    self.fix = None;
-                    Outcome::Handled
-                }
-                Some(sent @ Outcome::Act(_)) => {
-                    self.fix = None;
-                    sent
-                }
-                Some(other) => other,
-            };
+        if self.fix.is_some() {
+            return drive_prompt(&mut self.fix, |p| p.handle_key(key));
         }
         let selected = self.selected(state);
         match key.code {

@@ -99,6 +99,28 @@ pub enum Outcome {
     Act(Action),
 }
 
+/// Gives a key to the open prompt in `slot` (`handle` answers `None` when the prompt is
+/// cancelled): a cancelled prompt, or one that sent its command, closes.
+pub(crate) fn drive_prompt<P>(
+    slot: &mut Option<P>,
+    handle: impl FnOnce(&mut P) -> Option<Outcome>,
+) -> Outcome {
+    let Some(prompt) = slot else {
+        return Outcome::Ignored;
+    };
+    match handle(prompt) {
+        None => {
+            *slot = None;
+            Outcome::Handled
+        }
+        Some(sent @ Outcome::Act(_)) => {
+            *slot = None;
+            sent
+        }
+        Some(other) => other,
+    }
+}
+
 /// A table over a possibly huge list: lays out the block, asks the cursor for the visible window
 /// and returns where the data rows will be drawn, so the caller builds `Row`s for that window
 /// only.
