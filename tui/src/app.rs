@@ -315,7 +315,7 @@ impl App {
             confirm.draw(frame, body, theme);
         }
         if self.help {
-            help::draw(frame, frame.area(), theme);
+            help::draw(frame, body, theme);
         }
     }
 

@@ -30,14 +30,10 @@ const LEFT: &[Section] = &[
         ],
     ),
     (
-        "Overview",
-        &[("p", "pause / resume actor"), ("c", "reconcile now")],
-    ),
-    (
         "Discrepancies",
         &[
             ("f", "fix what tally can fix"),
-            ("a", "acknowledge, with a reason"),
+            ("a", "acknowledge (asks why)"),
             ("enter o", "order's audit trail"),
             ("c", "reconcile now"),
         ],
@@ -64,6 +60,10 @@ const RIGHT: &[Section] = &[
             ("pgup pgdn", "scroll audit trail"),
         ],
     ),
+    (
+        "Overview",
+        &[("p", "pause / resume actor"), ("c", "reconcile now")],
+    ),
 ];
 
 fn lines(sections: &[Section], theme: Theme) -> Vec<Line<'static>> {
@@ -83,8 +83,12 @@ fn lines(sections: &[Section], theme: Theme) -> Vec<Line<'static>> {
     out
 }
 
+/// Drawn over the view's area, not the whole screen: the header and the row of views stay
+/// in sight. The columns are balanced so that area holds them at 80×24.
 pub fn draw(frame: &mut Frame, area: Rect, theme: Theme) {
-    let popup = centered(area, 78, 23);
+    let (left, right) = (lines(LEFT, theme), lines(RIGHT, theme));
+    let height = left.len().max(right.len()) as u16 + 2;
+    let popup = centered(area, 78, height);
     let block = Block::default()
         .borders(Borders::ALL)
         .title(Line::from(" Keys ").style(theme.title()))
@@ -94,6 +98,6 @@ pub fn draw(frame: &mut Frame, area: Rect, theme: Theme) {
     frame.render_widget(block, popup);
     let [l, r] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
-    frame.render_widget(Paragraph::new(lines(LEFT, theme)), l);
-    frame.render_widget(Paragraph::new(lines(RIGHT, theme)), r);
+    frame.render_widget(Paragraph::new(left), l);
+    frame.render_widget(Paragraph::new(right), r);
 }
