@@ -1,13 +1,16 @@
 //! Fixing a discrepancy from tally: an order Magento cancelled after tally invoiced it gets
 //! its Xero invoice voided (once, however often asked), an invoice with a payment in Xero is
 //! refused with what to do, one voided meanwhile in Xero is found done without a write, and a
-//! kind tally cannot fix is refused with advice.
+//! kind tally cannot fix is refused with advice. A payment removed in Xero is applied again,
+//! once, and a replacement removed in its turn is replaced again.
 
 mod common;
 
 use serde_json::json;
 
-use common::{XeroReader, sandbox_env, sync_once, unpaid_invoiced_orders};
+use common::{
+    XeroReader, assert_no_xero_duplicates, sandbox_env, sync_once, unpaid_invoiced_orders,
+};
 use tally_actors::ledger::{EntityState, Write};
 use tally_actors::link::stage::StageWorker;
 use tally_actors::reconcile::ReconcileWorker;
@@ -166,4 +169,126 @@ async fn a_cancelled_orders_invoice_is_voided_once_and_only_when_xero_allows_it(
     );
     let open = open_keys(&ledger).await;
     assert!(!open.contains(&key(voids)), "raised again: {open:?}");
+}
+
+/// The orders of the ledger at `path` whose payment tally applied.
+async fn paid_orders(path: &std::path::Path) -> Vec<EntityState> {
+    use tally_actors::ledger::{Ledger, Stage};
+    let ledger = Ledger::open(path).expect("ledger opens");
+    ledger
+        .by_stage(Stage::WrittenBack, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.links.contains_key("payment_id"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_removed_in_xero_is_applied_again_once() {
+    let env = sandbox_env(41, 40, 120.0).await;
+    let (run, summary) = sync_once(&env.config).await;
+    assert_eq!(run.code, Some(0), "{summary}\n{}", run.stderr);
+    let paid = paid_orders(&env.ledger).await;
+    assert!(paid.len() >= 2, "{} paid", paid.len());
+    let (removed, repaid_meanwhile) = (&paid[0], &paid[1]);
+    let invoice = |o: &EntityState| o.links["invoice_id"].clone();
+
+    // Someone removes both payments in Xero; a pass raises both.
+    let xero = XeroReader::connect(&env.config).await;
+    let remove = |id: String| {
+        let xero = &xero;
+        async move {
+            let (st, body) = xero
+                .send(
+                    reqwest::Method::POST,
+                    &format!("Payments/{id}"),
+                    json!({"Payments": [{"Status": "DELETED"}]}),
+                )
+                .await;
+            assert_eq!(st, 200, "{body}");
+        }
+    };
+    for order in [removed, repaid_meanwhile] {
+        remove(order.links["payment_id"].clone()).await;
+    }
+    let ctx = tally::cmd::engine::connect(&env.config).await.unwrap().1;
+    let reconcile = ReconcileWorker::new(ctx.clone());
+    reconcile.round().await.unwrap();
+    let key = |o: &EntityState| kinds::key(kinds::PAYMENT_MISSING_IN_XERO, &o.key);
+    let open = open_keys(&ctx.ledger).await;
+    assert!(
+        open.contains(&key(removed)) && open.contains(&key(repaid_meanwhile)),
+        "{open:?}"
+    );
+    // One of them is paid again by hand in Xero before the operator gets to it.
+    xero.pay_invoice_in_full(&invoice(repaid_meanwhile)).await;
+    let invoice_state = |o: &EntityState| {
+        let (xero, id) = (&xero, invoice(o));
+        async move { xero.get(&format!("Invoices/{id}")).await["Invoices"][0].clone() }
+    };
+
+    // The fix: applied again, the order names the new payment, its trail says who and why.
+    let done = fix(&ctx, &key(removed)).await.unwrap();
+    assert!(done.contains("applied again"), "{done}");
+    let now = invoice_state(removed).await;
+    assert_eq!(now["Status"], "PAID", "{now}");
+    let after = ctx.ledger.get(&removed.key).await.unwrap().unwrap();
+    let replacement = after.links["payment_id"].clone();
+    assert_ne!(replacement, removed.links["payment_id"]);
+    assert!(done.contains(&replacement), "{done}");
+    let trail = ctx.ledger.audit_for(&removed.key).await.unwrap();
+    let details: Vec<&str> = trail
+        .iter()
+        .rev()
+        .take(4)
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert!(details[3].starts_with("asked to apply"), "{details:?}");
+    assert!(details[2].contains("replaced by"), "{details:?}");
+    assert!(details[1].contains("applied again"), "{details:?}");
+    assert!(details[0].contains("closed"), "{details:?}");
+    // Asked again: nothing open, nothing sent.
+    let calls = ctx.xero.counters().calls;
+    assert!(matches!(
+        fix(&ctx, &key(removed)).await,
+        Err(FixError::NotOpen(_))
+    ));
+    assert_eq!(ctx.xero.counters().calls, calls);
+
+    // Paid again meanwhile: found by the read, the live payment adopted, nothing written.
+    let calls = ctx.xero.counters().calls;
+    let done = fix(&ctx, &key(repaid_meanwhile)).await.unwrap();
+    assert!(done.contains("nothing sent"), "{done}");
+    assert_eq!(ctx.xero.counters().calls, calls + 2, "two reads, no write");
+    let adopted = ctx
+        .ledger
+        .get(&repaid_meanwhile.key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(
+        adopted.links["payment_id"],
+        repaid_meanwhile.links["payment_id"]
+    );
+
+    // The replacement is removed in its turn: raised again, and replaced again under a new
+    // key (the first key would replay the first replacement's answer).
+    remove(replacement.clone()).await;
+    reconcile.round().await.unwrap();
+    assert!(open_keys(&ctx.ledger).await.contains(&key(removed)));
+    let done = fix(&ctx, &key(removed)).await.unwrap();
+    assert!(done.contains("applied again"), "{done}");
+    assert_eq!(invoice_state(removed).await["Status"], "PAID");
+    let third = ctx.ledger.get(&removed.key).await.unwrap().unwrap();
+    assert_ne!(third.links["payment_id"], replacement);
+
+    // The books agree: a pass raises nothing, and Xero holds no over-payment.
+    reconcile.round().await.unwrap();
+    let open = open_keys(&ctx.ledger).await;
+    assert!(
+        !open.contains(&key(removed)) && !open.contains(&key(repaid_meanwhile)),
+        "{open:?}"
+    );
+    assert_no_xero_duplicates(&env.xero_counters());
 }

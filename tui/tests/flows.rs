@@ -179,6 +179,22 @@ fn discrepancies_list_what_needs_attention_first_and_acknowledge_asks_first() {
             "cancelled:order:000000118".into()
         ))
     );
+    // `f` on a payment removed in Xero applies it again: asked first too.
+    s.discrepancies[0].kind = "payment_missing_in_xero".into();
+    s.discrepancies[0].key = "payment-missing:order:000000118".into();
+    key(&mut a, &s, KeyCode::Char('6'));
+    key(&mut a, &s, KeyCode::Home);
+    assert_eq!(key(&mut a, &s, KeyCode::Char('f')), None);
+    assert!(
+        text(&draw(&mut a, &s, 120, 40)).contains("Apply the payment of 000000118"),
+        "asks before writing to Xero"
+    );
+    assert_eq!(
+        key(&mut a, &s, KeyCode::Char('y')),
+        Some(ConsoleCommand::FixDiscrepancy(
+            "payment-missing:order:000000118".into()
+        ))
+    );
     // `c` asks for a reconciliation pass from here too.
     key(&mut a, &s, KeyCode::Char('6'));
     assert_eq!(

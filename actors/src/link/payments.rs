@@ -295,7 +295,7 @@ impl PaymentsWorker {
 /// The payment body and amount for an order (its stored record), `None` when nothing is
 /// paid. The payment is the last use of the parsed order: the caller forgets it once the
 /// order is planned for good.
-pub(super) fn plan(
+pub(crate) fn plan(
     ctx: &LinkContext,
     s: &EntityState,
     rules: &MappingRules,

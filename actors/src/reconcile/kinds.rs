@@ -49,7 +49,7 @@ pub fn explain(kind: &str) -> (&'static str, &'static str) {
         ),
         PAYMENT_MISSING_IN_XERO => (
             "Payment missing in Xero",
-            "tally applied the order's payment, and Xero no longer shows it (removed in Xero). Apply it again in Xero, or acknowledge it.",
+            "tally applied the order's payment, and Xero no longer shows it (removed in Xero). Apply it again from the console (f), or acknowledge it.",
         ),
         ORDER_CANCELLED_IN_MAGENTO => (
             "Order cancelled in Magento",

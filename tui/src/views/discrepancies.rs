@@ -149,8 +149,8 @@ impl DiscrepanciesView {
                 }
                 Outcome::Handled
             }
-            // Only a cancelled order's invoice has a fix tally makes, and it writes to Xero:
-            // it asks first. Any other kind is sent as is, for the engine to say what to do.
+            // The fixes tally makes write to Xero: each asks first. Any other kind is sent as
+            // is, for the engine to say what to do.
             KeyCode::Char('f') => match selected {
                 Some(d) if d.kind == "order_cancelled_in_magento" => {
                     Outcome::Act(Action::Confirm {
@@ -161,6 +161,13 @@ impl DiscrepanciesView {
                         on_yes: ConsoleCommand::FixDiscrepancy(d.key.clone()),
                     })
                 }
+                Some(d) if d.kind == "payment_missing_in_xero" => Outcome::Act(Action::Confirm {
+                    prompt: format!(
+                        "Apply the payment of {} to its Xero invoice again (Magento has it paid)?",
+                        d.order.trim_start_matches("order:")
+                    ),
+                    on_yes: ConsoleCommand::FixDiscrepancy(d.key.clone()),
+                }),
                 Some(d) => {
                     Outcome::Act(Action::Send(ConsoleCommand::FixDiscrepancy(d.key.clone())))
                 }
@@ -263,6 +270,9 @@ fn detail_lines(d: &DiscrepancyItem, theme: Theme) -> Vec<Line<'static>> {
         ),
         (None, _) if d.kind == "order_cancelled_in_magento" => {
             "needs attention: f voids the invoice in Xero, a acknowledges it".into()
+        }
+        (None, _) if d.kind == "payment_missing_in_xero" => {
+            "needs attention: f applies the payment in Xero again, a acknowledges it".into()
         }
         (None, _) => {
             "needs attention: fix it in Xero or Magento (f says how), or acknowledge it (a)".into()
