@@ -12,7 +12,9 @@
 //! - every two minutes or so the shop cancels an unpaid order tally has already invoiced: the
 //!   console counts an open discrepancy (`order_cancelled_in_magento`) until the invoice is
 //!   voided in Xero (`f` in the Discrepancies view does it), and the reconciler reads Xero
-//!   back every 15 seconds.
+//!   back every 15 seconds;
+//! - every three minutes or so someone in Xero removes a payment tally applied: the next pass
+//!   raises `payment_missing_in_xero` until the payment is applied again (`f` again).
 //!
 //! Without a terminal (or with `--headless`), the demo prints a status line every few
 //! seconds instead of drawing the console.
@@ -144,6 +146,18 @@ async fn cancel_an_unpaid_order(sandbox: &Sandbox, ledger: &Ledger) {
     );
 }
 
+/// Someone in Xero removes a payment tally applied to an order it wrote back to Magento.
+async fn remove_a_payment(sandbox: &Sandbox, ledger: &Ledger) {
+    let Ok(paid) = ledger.by_stage(Stage::WrittenBack, 50).await else {
+        return;
+    };
+    for payment in paid.iter().filter_map(|s| s.links.get("payment_id")) {
+        if sandbox.xero.remove_payment(payment) {
+            return;
+        }
+    }
+}
+
 /// New orders at a shop's pace, a broken one now and then, and Xero's bad patches.
 async fn traffic(sandbox: Arc<Sandbox>, ledger: Ledger, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed ^ 0xDE30);
@@ -163,6 +177,9 @@ async fn traffic(sandbox: Arc<Sandbox>, ledger: Ledger, seed: u64) {
         }
         if tick % 90 == 60 {
             cancel_an_unpaid_order(&sandbox, &ledger).await;
+        }
+        if tick % 135 == 100 {
+            remove_a_payment(&sandbox, &ledger).await;
         }
         let Some(mut order) = sandbox.magento.order_template(rng.random_range(1..=seeded)) else {
             continue;
