@@ -2,7 +2,8 @@
 //! its Xero invoice voided (once, however often asked), an invoice with a payment in Xero is
 //! refused with what to do, one voided meanwhile in Xero is found done without a write, and a
 //! kind tally cannot fix is refused with advice. A payment removed in Xero is applied again,
-//! once, and a replacement removed in its turn is replaced again.
+//! once, and a replacement removed in its turn is replaced again. An invoice edited in Xero
+//! gets back the lines tally posted while no money is applied to it.
 
 mod common;
 
@@ -110,11 +111,11 @@ async fn a_cancelled_orders_invoice_is_voided_once_and_only_when_xero_allows_it(
     assert_eq!(ctx.xero.counters().calls, calls + 1, "one read, no write");
 
     // A kind tally cannot fix is refused with what to do instead.
-    let total = kinds::key(kinds::INVOICE_TOTAL_DIFFERS, &voids.key);
+    let total = kinds::key(kinds::INVOICE_VOIDED_IN_XERO, &voids.key);
     ctx.ledger
         .commit(vec![Write::PutDiscrepancy {
             key: total.clone(),
-            value: json!({"kind": kinds::INVOICE_TOTAL_DIFFERS, "order": voids.key, "detail": "edited"}),
+            value: json!({"kind": kinds::INVOICE_VOIDED_IN_XERO, "order": voids.key, "detail": "voided"}),
             actor: "reconciler".into(),
         }])
         .await
@@ -123,7 +124,7 @@ async fn a_cancelled_orders_invoice_is_voided_once_and_only_when_xero_allows_it(
     assert!(
         refused
             .to_string()
-            .contains("correct it there (or acknowledge it)"),
+            .contains("cancel the order in Magento or re-create the invoice in Xero"),
         "{refused}"
     );
 
@@ -299,5 +300,81 @@ async fn a_payment_removed_in_xero_is_applied_again_once() {
         !open.contains(&key(removed)) && !open.contains(&key(repaid_meanwhile)),
         "{open:?}"
     );
+    assert_no_xero_duplicates(&env.xero_counters());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invoice_edited_in_xero_is_restored_while_no_money_is_applied() {
+    let env = sandbox_env(43, 60, 120.0).await;
+    let (run, summary) = sync_once(&env.config).await;
+    assert_eq!(run.code, Some(0), "{summary}\n{}", run.stderr);
+    let unpaid = unpaid_invoiced_orders(&env.ledger).await;
+    assert!(unpaid.len() >= 2, "{} unpaid", unpaid.len());
+    let (edited, edited_then_paid) = (&unpaid[0], &unpaid[1]);
+    let invoice = |o: &EntityState| o.links["invoice_id"].clone();
+    let xero = XeroReader::connect(&env.config).await;
+    let total_of = |o: &EntityState| {
+        let (xero, id) = (&xero, invoice(o));
+        async move { xero.get(&format!("Invoices/{id}")).await["Invoices"][0]["Total"].clone() }
+    };
+    let posted = total_of(edited).await;
+
+    // Someone adds a line to both in Xero; one is then paid in full there.
+    xero.add_line(&invoice(edited), "added in Xero", 5).await;
+    xero.add_line(&invoice(edited_then_paid), "added in Xero", 7)
+        .await;
+    xero.pay_invoice_in_full(&invoice(edited_then_paid)).await;
+    let ctx = tally::cmd::engine::connect(&env.config).await.unwrap().1;
+    let reconcile = ReconcileWorker::new(ctx.clone());
+    reconcile.round().await.unwrap();
+    let key = |o: &EntityState| kinds::key(kinds::INVOICE_TOTAL_DIFFERS, &o.key);
+    let open = open_keys(&ctx.ledger).await;
+    assert!(
+        open.contains(&key(edited)) && open.contains(&key(edited_then_paid)),
+        "{open:?}"
+    );
+
+    // Restored: the total tally posted, closed, the trail says who asked and what happened.
+    let done = fix(&ctx, &key(edited)).await.unwrap();
+    assert!(done.contains("restored as tally posted it"), "{done}");
+    assert_eq!(total_of(edited).await, posted);
+    let trail = ctx.ledger.audit_for(&edited.key).await.unwrap();
+    let details: Vec<&str> = trail
+        .iter()
+        .rev()
+        .take(3)
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert!(details[2].starts_with("asked to restore"), "{details:?}");
+    assert!(
+        details[1].contains("restored as tally posted it"),
+        "{details:?}"
+    );
+    assert!(details[0].contains("closed"), "{details:?}");
+    let calls = ctx.xero.counters().calls;
+    assert!(matches!(
+        fix(&ctx, &key(edited)).await,
+        Err(FixError::NotOpen(_))
+    ));
+    assert_eq!(
+        ctx.xero.counters().calls,
+        calls,
+        "asked again: nothing sent"
+    );
+
+    // Paid in Xero: its lines stay as they are; refused with what to do, still open.
+    let calls = ctx.xero.counters().calls;
+    let refused = fix(&ctx, &key(edited_then_paid)).await.unwrap_err();
+    assert!(
+        matches!(&refused, FixError::Refused(m) if m.contains("only an approved, unpaid invoice")),
+        "{refused}"
+    );
+    assert_eq!(ctx.xero.counters().calls, calls + 1, "one read, no write");
+
+    // The next pass agrees: the restored one stays closed, the paid one open.
+    reconcile.round().await.unwrap();
+    let open = open_keys(&ctx.ledger).await;
+    assert!(!open.contains(&key(edited)), "{open:?}");
+    assert!(open.contains(&key(edited_then_paid)), "{open:?}");
     assert_no_xero_duplicates(&env.xero_counters());
 }

@@ -215,7 +215,7 @@ mod tests {
         );
         assert!(md.contains("## Invoice voided in Xero (2)"), "{md}");
         assert!(md.contains("## Invoice total differs (1)"), "{md}");
-        assert!(md.contains("Correct it in Xero"), "{md}");
+        assert!(md.contains("correct it in Xero"), "{md}");
         // Oldest first within a kind.
         let (one, three) = (
             md.find("| 000000001 |").unwrap(),

@@ -149,13 +149,28 @@ fn discrepancies_list_what_needs_attention_first_and_acknowledge_asks_first() {
     assert!(row.contains("000000097") && row.contains("ack"), "{row}");
     assert_eq!(key(&mut a, &s, KeyCode::Char('a')), None);
     assert!(a.confirmation().is_none());
-    // `f` on a kind tally cannot fix goes straight to the engine, which says what to do.
+    // `f` on an edited total restores the invoice tally posted: asked first.
+    assert_eq!(key(&mut a, &s, KeyCode::Char('f')), None);
+    assert!(
+        text(&draw(&mut a, &s, 120, 40)).contains("Restore the Xero invoice of 000000097"),
+        "asks before writing to Xero"
+    );
     assert_eq!(
-        key(&mut a, &s, KeyCode::Char('f')),
+        key(&mut a, &s, KeyCode::Char('y')),
         Some(ConsoleCommand::FixDiscrepancy(
             "total:order:000000097".into()
         ))
     );
+    // `f` on a kind tally cannot fix goes straight to the engine, which says what to do.
+    key(&mut a, &s, KeyCode::Char('6'));
+    key(&mut a, &s, KeyCode::Home);
+    assert_eq!(
+        key(&mut a, &s, KeyCode::Char('f')),
+        Some(ConsoleCommand::FixDiscrepancy(
+            "voided:order:000000118".into()
+        ))
+    );
+    key(&mut a, &s, KeyCode::End);
     // Enter opens the order's audit trail.
     assert_eq!(
         key(&mut a, &s, KeyCode::Enter),

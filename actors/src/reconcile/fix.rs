@@ -1,11 +1,11 @@
 //! What an operator can fix from tally itself, each the one change that makes both sides
 //! agree: an order Magento cancelled after tally posted its invoice has the invoice voided in
 //! Xero; a payment tally applied and someone removed in Xero is applied again, as Magento
-//! still has the order paid.
+//! still has the order paid; an invoice someone edited in Xero gets back the lines tally
+//! posted, while no money is applied to it.
 //!
-//! The other kinds have no fix tally could safely make: an edited total was someone's
-//! decision in Xero, and re-posting a voided invoice would break its number. Those are
-//! refused with what to do instead.
+//! A voided invoice has no fix tally could safely make: re-posting it would need its number,
+//! which the voided one keeps. It is refused with what to do instead.
 //!
 //! Crash safety: the request is written to the order's audit trail before the call, and the
 //! invoice is read first, so a repeat after a crash (or after someone did it in Xero
@@ -43,9 +43,6 @@ pub enum FixError {
 /// What an operator can do about a kind tally does not fix itself.
 fn advice(kind: &str) -> &'static str {
     match kind {
-        kinds::INVOICE_TOTAL_DIFFERS => {
-            "someone changed the invoice in Xero; correct it there (or acknowledge it)"
-        }
         kinds::INVOICE_VOIDED_IN_XERO => {
             "the invoice was voided in Xero; cancel the order in Magento or re-create the invoice in Xero (or acknowledge it)"
         }
@@ -68,7 +65,13 @@ pub async fn fix(ctx: &LinkContext, key: &str) -> Result<String, FixError> {
         .get("kind")
         .and_then(Value::as_str)
         .unwrap_or("unknown");
-    if kind != kinds::ORDER_CANCELLED_IN_MAGENTO && kind != kinds::PAYMENT_MISSING_IN_XERO {
+    if ![
+        kinds::ORDER_CANCELLED_IN_MAGENTO,
+        kinds::PAYMENT_MISSING_IN_XERO,
+        kinds::INVOICE_TOTAL_DIFFERS,
+    ]
+    .contains(&kind)
+    {
         return Err(FixError::NoFix {
             kind: kind.to_owned(),
             advice: advice(kind),
@@ -83,10 +86,11 @@ pub async fn fix(ctx: &LinkContext, key: &str) -> Result<String, FixError> {
         .get(order_key)
         .await?
         .ok_or_else(|| FixError::Refused(format!("{order_key} is not in the ledger")))?;
-    if kind == kinds::PAYMENT_MISSING_IN_XERO {
-        return reapply_payment(ctx, key, order).await;
+    match kind {
+        kinds::PAYMENT_MISSING_IN_XERO => reapply_payment(ctx, key, order).await,
+        kinds::INVOICE_TOTAL_DIFFERS => restore_invoice(ctx, key, order).await,
+        _ => void_invoice(ctx, key, order).await,
     }
-    void_invoice(ctx, key, order).await
 }
 
 /// Reads one invoice, with its number for the operator's messages.
@@ -347,4 +351,105 @@ async fn relink_payment(
     Err(FixError::Refused(format!(
         "{order_key} kept changing; its payment_id still names {removed}"
     )))
+}
+
+/// Posts again the invoice tally planned for the order (the lines, tax and rounding line the
+/// invoices stage sends) over the one someone edited in Xero.
+async fn restore_invoice(
+    ctx: &LinkContext,
+    key: &str,
+    order: EntityState,
+) -> Result<String, FixError> {
+    let order_key = order.key.clone();
+    let Some(invoice_id) = order.links.get("invoice_id").cloned() else {
+        return Err(FixError::Refused(format!(
+            "{order_key} has no Xero invoice"
+        )));
+    };
+    let parsed = match ctx.parsed_order(&order) {
+        Some(parsed) => parsed,
+        None => std::sync::Arc::new(
+            ctx.parse_order(&order.data.tree())
+                .map_err(|e| FixError::Refused(e.to_string()))?,
+        ),
+    };
+    let contact = order.links.get("contact_id").cloned().unwrap_or_default();
+    let plan = crate::mapping::invoice_for(&parsed, &contact, &ctx.rules(), &ctx.org())
+        .map_err(|e| FixError::Refused(e.to_string()))?;
+    let mut body = serde_json::to_value(&plan.invoice)
+        .map_err(|e| FixError::Refused(format!("{order_key}: {e}")))?;
+    body["InvoiceID"] = json!(invoice_id);
+    let expected = plan.expected_total;
+
+    ctx.ledger
+        .commit(vec![Write::Note {
+            key: order_key.clone(),
+            actor: ACTOR.into(),
+            detail: format!(
+                "asked to restore Xero invoice {invoice_id} as tally posted it (total {expected})"
+            ),
+        }])
+        .await?;
+
+    let (invoice, number) = read_invoice(ctx, &invoice_id).await?;
+    let money = |field: &str| invoice.get(field).and_then(|v| parse_money(v).ok());
+    let status = invoice
+        .get("Status")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let done = if money("Total") == Some(expected) {
+        format!("Xero invoice {number} already totals {expected}; nothing sent")
+    } else {
+        if status != "AUTHORISED" {
+            return Err(FixError::Refused(format!(
+                "Xero invoice {number} is {status}; only an approved, unpaid invoice can be restored"
+            )));
+        }
+        let settled = ["AmountPaid", "AmountCredited"]
+            .iter()
+            .filter_map(|f| money(f))
+            .any(|a| !a.is_zero());
+        if settled {
+            return Err(FixError::Refused(format!(
+                "Xero invoice {number} has payments or credits applied; Xero keeps its lines once money is applied: credit the difference there (or acknowledge it)"
+            )));
+        }
+        // One restore per edit: a repeat replays its answer; a later edit changes the
+        // invoice's UpdatedDateUTC and so the key.
+        let edited_at = invoice
+            .get("UpdatedDateUTC")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let outcome = ctx
+            .xero
+            .batch_write(
+                WriteMethod::Post,
+                "Invoices",
+                vec![body],
+                &format!("restore-{invoice_id}-{edited_at}"),
+                Priority::Invoice,
+            )
+            .await?;
+        match outcome.into_iter().next() {
+            Some(ElementOutcome::Ok { value }) => {
+                let total = value.get("Total").and_then(|v| parse_money(v).ok());
+                if total != Some(expected) {
+                    return Err(FixError::Refused(format!(
+                        "Xero invoice {number} restored but totals {}, not {expected}: compare it in Xero",
+                        total.map_or_else(|| "nothing".to_owned(), |t| t.to_string())
+                    )));
+                }
+                format!("Xero invoice {number} restored as tally posted it: total {expected}")
+            }
+            Some(ElementOutcome::Rejected { messages, .. }) => {
+                return Err(FixError::Refused(format!(
+                    "Xero refused to restore invoice {number}: {}",
+                    messages.join("; ")
+                )));
+            }
+            None => return Err(FixError::Refused("Xero answered with nothing".into())),
+        }
+    };
+    close(ctx, key, &order_key, done).await
 }

@@ -45,7 +45,7 @@ pub fn explain(kind: &str) -> (&'static str, &'static str) {
         ),
         INVOICE_TOTAL_DIFFERS => (
             "Invoice total differs",
-            "Someone changed an invoice in Xero, and its total no longer equals the order's grand total. Correct it in Xero, or acknowledge the difference.",
+            "Someone changed an invoice in Xero, and its total no longer equals the order's grand total. Restore it from the console (f) while nothing is paid on it, correct it in Xero, or acknowledge the difference.",
         ),
         PAYMENT_MISSING_IN_XERO => (
             "Payment missing in Xero",

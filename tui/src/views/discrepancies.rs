@@ -161,6 +161,13 @@ impl DiscrepanciesView {
                         on_yes: ConsoleCommand::FixDiscrepancy(d.key.clone()),
                     })
                 }
+                Some(d) if d.kind == "invoice_total_differs" => Outcome::Act(Action::Confirm {
+                    prompt: format!(
+                        "Restore the Xero invoice of {} as tally posted it? The edit made in Xero is replaced.",
+                        d.order.trim_start_matches("order:")
+                    ),
+                    on_yes: ConsoleCommand::FixDiscrepancy(d.key.clone()),
+                }),
                 Some(d) if d.kind == "payment_missing_in_xero" => Outcome::Act(Action::Confirm {
                     prompt: format!(
                         "Apply the payment of {} to its Xero invoice again (Magento has it paid)?",
@@ -270,6 +277,9 @@ fn detail_lines(d: &DiscrepancyItem, theme: Theme) -> Vec<Line<'static>> {
         ),
         (None, _) if d.kind == "order_cancelled_in_magento" => {
             "needs attention: f voids the invoice in Xero, a acknowledges it".into()
+        }
+        (None, _) if d.kind == "invoice_total_differs" => {
+            "needs attention: f restores the invoice tally posted, a acknowledges it".into()
         }
         (None, _) if d.kind == "payment_missing_in_xero" => {
             "needs attention: f applies the payment in Xero again, a acknowledges it".into()
