@@ -321,8 +321,17 @@ async fn an_invoice_edited_in_xero_is_restored_while_no_money_is_applied() {
 
     // Someone adds a line to both in Xero; one is then paid in full there.
     xero.add_line(&invoice(edited), "added in Xero", 5).await;
-    xero.add_line(&invoice(edited_then_paid), "added in Xero", 7)
-        .await;
+    // The demo's way (the same edit, without HTTP); an unknown invoice is refused.
+    assert!(
+        env.sandbox
+            .xero
+            .add_invoice_line(&invoice(edited_then_paid), "added in Xero", 7)
+    );
+    assert!(
+        !env.sandbox
+            .xero
+            .add_invoice_line("00000000-0000-0000-0000-000000000000", "x", 1)
+    );
     xero.pay_invoice_in_full(&invoice(edited_then_paid)).await;
     let ctx = tally::cmd::engine::connect(&env.config).await.unwrap().1;
     let reconcile = ReconcileWorker::new(ctx.clone());

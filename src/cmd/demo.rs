@@ -14,7 +14,9 @@
 //!   voided in Xero (`f` in the Discrepancies view does it), and the reconciler reads Xero
 //!   back every 15 seconds;
 //! - every three minutes or so someone in Xero removes a payment tally applied: the next pass
-//!   raises `payment_missing_in_xero` until the payment is applied again (`f` again).
+//!   raises `payment_missing_in_xero` until the payment is applied again (`f` again);
+//! - and about as often someone in Xero adds a line to an unpaid invoice: the next pass
+//!   raises `invoice_total_differs` until the invoice is restored (`f` once more).
 //!
 //! Without a terminal (or with `--headless`), the demo prints a status line every few
 //! seconds instead of drawing the console.
@@ -128,15 +130,24 @@ async fn headless_status(rt: Arc<EngineRuntime>, duration_secs: Option<u64>) -> 
     }
 }
 
-/// The shop cancels an order tally has invoiced and nobody has paid yet (`skipped`).
-async fn cancel_an_unpaid_order(sandbox: &Sandbox, ledger: &Ledger) {
+/// Orders tally has invoiced, nobody has paid yet (`skipped`), and the shop has not
+/// cancelled: the demo's cancellations and edits in Xero pick from these.
+async fn unpaid_invoiced(ledger: &Ledger) -> Vec<tally_actors::ledger::EntityState> {
     let Ok(unpaid) = ledger.by_stage(Stage::Skipped, 50).await else {
-        return;
+        return Vec::new();
     };
-    let Some(id) = unpaid
-        .iter()
+    unpaid
+        .into_iter()
         .filter(|s| s.links.contains_key("invoice_id"))
         .filter(|s| s.data.field("state").as_ref().and_then(Value::as_str) != Some("canceled"))
+        .collect()
+}
+
+/// The shop cancels an order tally has invoiced and nobody has paid yet.
+async fn cancel_an_unpaid_order(sandbox: &Sandbox, ledger: &Ledger) {
+    let Some(id) = unpaid_invoiced(ledger)
+        .await
+        .iter()
         .find_map(|s| s.links.get("magento_entity_id")?.parse::<i64>().ok())
     else {
         return;
@@ -155,6 +166,19 @@ async fn remove_a_payment(sandbox: &Sandbox, ledger: &Ledger) {
         if sandbox.xero.remove_payment(payment) {
             return;
         }
+    }
+}
+
+/// Someone in Xero adds a line to an invoice tally posted and nobody has paid yet (the
+/// last such order, so not the one the shop cancels next).
+async fn edit_an_unpaid_invoice(sandbox: &Sandbox, ledger: &Ledger) {
+    if let Some(id) = unpaid_invoiced(ledger)
+        .await
+        .iter()
+        .rev()
+        .find_map(|s| s.links.get("invoice_id"))
+    {
+        sandbox.xero.add_invoice_line(id, "Added in Xero", 5);
     }
 }
 
@@ -180,6 +204,9 @@ async fn traffic(sandbox: Arc<Sandbox>, ledger: Ledger, seed: u64) {
         }
         if tick % 135 == 100 {
             remove_a_payment(&sandbox, &ledger).await;
+        }
+        if tick % 135 == 20 {
+            edit_an_unpaid_invoice(&sandbox, &ledger).await;
         }
         let Some(mut order) = sandbox.magento.order_template(rng.random_range(1..=seeded)) else {
             continue;
