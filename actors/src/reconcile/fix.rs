@@ -53,8 +53,8 @@ fn advice(kind: &str) -> &'static str {
 const ACTOR: &str = "operator";
 
 /// Fixes the open discrepancy `key` if tally can: voids the Xero invoice of an order Magento
-/// cancelled, or applies again a payment removed in Xero. The answer is what happened, for
-/// the operator.
+/// cancelled, applies again a payment removed in Xero, or restores an invoice edited in Xero.
+/// The answer is what happened, for the operator.
 pub async fn fix(ctx: &LinkContext, key: &str) -> Result<String, FixError> {
     let open = ctx.ledger.discrepancies().await?;
     let (_, value) = open
