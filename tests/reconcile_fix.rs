@@ -18,6 +18,17 @@ use tally_actors::reconcile::ReconcileWorker;
 use tally_actors::reconcile::fix::{FixError, fix};
 use tally_actors::reconcile::kinds;
 
+/// The details of the newest `n` lines of `key`'s audit trail, newest first.
+async fn newest_details(ledger: &tally_actors::ledger::Ledger, key: &str, n: usize) -> Vec<String> {
+    let trail = ledger.audit_for(key).await.unwrap();
+    trail
+        .iter()
+        .rev()
+        .take(n)
+        .map(|e| e.detail.clone())
+        .collect()
+}
+
 async fn open_keys(ledger: &tally_actors::ledger::Ledger) -> Vec<String> {
     let open = ledger.discrepancies().await.unwrap();
     open.into_iter().map(|(k, _)| k).collect()
@@ -247,13 +258,7 @@ async fn a_payment_removed_in_xero_is_applied_again_once() {
     let replacement = after.links["payment_id"].clone();
     assert_ne!(replacement, removed.links["payment_id"]);
     assert!(done.contains(&replacement), "{done}");
-    let trail = ctx.ledger.audit_for(&removed.key).await.unwrap();
-    let details: Vec<&str> = trail
-        .iter()
-        .rev()
-        .take(4)
-        .map(|e| e.detail.as_str())
-        .collect();
+    let details = newest_details(&ctx.ledger, &removed.key, 4).await;
     assert!(details[3].starts_with("asked to apply"), "{details:?}");
     assert!(details[2].contains("replaced by"), "{details:?}");
     assert!(details[1].contains("applied again"), "{details:?}");
@@ -347,13 +352,7 @@ async fn an_invoice_edited_in_xero_is_restored_while_no_money_is_applied() {
     let done = fix(&ctx, &key(edited)).await.unwrap();
     assert!(done.contains("restored as tally posted it"), "{done}");
     assert_eq!(total_of(edited).await, posted);
-    let trail = ctx.ledger.audit_for(&edited.key).await.unwrap();
-    let details: Vec<&str> = trail
-        .iter()
-        .rev()
-        .take(3)
-        .map(|e| e.detail.as_str())
-        .collect();
+    let details = newest_details(&ctx.ledger, &edited.key, 3).await;
     assert!(details[2].starts_with("asked to restore"), "{details:?}");
     assert!(
         details[1].contains("restored as tally posted it"),

@@ -1098,3 +1098,55 @@ async fn a_note_adds_a_trail_line_without_touching_the_entity_or_its_version() {
         "{missing:?}"
     );
 }
+
+#[tokio::test]
+async fn a_link_is_replaced_at_any_version_only_while_it_holds_what_was_expected() {
+    let (_dir, ledger) = open();
+    let mut s = stored_order(&ledger, "7").await;
+    s.links.insert("payment_id".into(), "p-old".into());
+    ledger.commit(vec![put(s, "payments", "")]).await.unwrap();
+    let before = ledger.get("order:7").await.unwrap().unwrap();
+    let set = |expected: &str, value: &str, key: &str| Write::SetLink {
+        key: key.into(),
+        name: "payment_id".into(),
+        expected: expected.into(),
+        value: value.into(),
+        actor: "operator".into(),
+    };
+    // Holding what was expected: replaced, the version moves on, the trail says so.
+    let info = ledger
+        .commit(vec![set("p-old", "p-new", "order:7")])
+        .await
+        .unwrap();
+    let after = ledger.get("order:7").await.unwrap().unwrap();
+    assert_eq!(after.links["payment_id"], "p-new");
+    assert_eq!(after.version, before.version + 1);
+    assert_eq!(info.versions["order:7"], after.version);
+    assert_eq!(after.stage, before.stage);
+    assert_eq!(after.data, before.data, "the record is untouched");
+    let line = ledger.audit_for("order:7").await.unwrap().pop().unwrap();
+    assert_eq!(
+        (line.actor.as_str(), line.detail.as_str()),
+        ("operator", "payment_id p-old replaced by p-new")
+    );
+    // A stage that read the order before it meets the version it must re-read.
+    let stale = ledger.commit(vec![put(before, "payments", "")]).await;
+    assert!(
+        matches!(stale, Err(LedgerError::VersionConflict { .. })),
+        "{stale:?}"
+    );
+    // Changed meanwhile (no longer p-old): left as it is, nothing written.
+    let trail = ledger.audit_for("order:7").await.unwrap().len();
+    ledger
+        .commit(vec![set("p-old", "p-other", "order:7")])
+        .await
+        .unwrap();
+    let now = ledger.get("order:7").await.unwrap().unwrap();
+    assert_eq!(now, after);
+    assert_eq!(ledger.audit_for("order:7").await.unwrap().len(), trail);
+    let missing = ledger.commit(vec![set("a", "b", "order:404")]).await;
+    assert!(
+        matches!(&missing, Err(LedgerError::NotFound { key }) if key == "order:404"),
+        "{missing:?}"
+    );
+}

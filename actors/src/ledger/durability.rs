@@ -29,6 +29,7 @@ pub(crate) fn needs_durability(write: &Write) -> bool {
         Write::SetCursor { .. } => false,
         Write::DeadLetter { .. }
         | Write::Note { .. }
+        | Write::SetLink { .. }
         | Write::Revive { .. }
         | Write::DropDeadLetter { .. }
         | Write::SetToken { .. }

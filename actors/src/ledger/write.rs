@@ -25,6 +25,17 @@ pub enum Write {
         actor: String,
         detail: String,
     },
+    /// Replaces one of an entity's links (`payment_id`, …) if it still holds `expected`, at
+    /// whatever version the entity is: an operator's fix that learned a new remote id cannot
+    /// conflict with the stages' writes, and never overwrites a link a stage changed
+    /// meanwhile (then nothing is written). Audited. `NotFound` if the entity is not stored.
+    SetLink {
+        key: String,
+        name: String,
+        expected: String,
+        value: String,
+        actor: String,
+    },
     /// Give up on an entity: stores the dead letter and moves the entity (if one is stored)
     /// to `Dead`. Overwrites an earlier dead letter for the same key.
     DeadLetter { letter: DeadLetter, actor: String },
@@ -82,6 +93,20 @@ impl std::fmt::Debug for Write {
                 .field("state", state)
                 .field("actor", actor)
                 .field("detail", detail)
+                .finish(),
+            Write::SetLink {
+                key,
+                name,
+                expected,
+                value,
+                actor,
+            } => f
+                .debug_struct("SetLink")
+                .field("key", key)
+                .field("name", name)
+                .field("expected", expected)
+                .field("value", value)
+                .field("actor", actor)
                 .finish(),
             Write::Note { key, actor, detail } => f
                 .debug_struct("Note")

@@ -451,6 +451,13 @@ impl<'t> Tx<'t> {
                 Some(h) => self.append_audit(&key, Some(h.stage), h.stage, &actor, &detail, info),
                 None => Err(LedgerError::NotFound { key }),
             },
+            Write::SetLink {
+                key,
+                name,
+                expected,
+                value,
+                actor,
+            } => self.set_link_of(&key, &name, &expected, value, &actor, info),
             Write::DeadLetter { letter, actor } => self.dead_letter(letter, &actor, info),
             Write::Revive { key, to, actor } => self.revive(&key, to, &actor, info),
             Write::DropDeadLetter { key, actor } => self.drop_dead_letter(&key, &actor, info),
@@ -676,6 +683,33 @@ impl<'t> Tx<'t> {
             line.push_str(&format!(" (reason: {})", note.trim()));
         }
         self.note_on_order(&stored, &line, actor, info)
+    }
+
+    fn set_link_of(
+        &mut self,
+        key: &str,
+        name: &str,
+        expected: &str,
+        value: String,
+        actor: &str,
+        info: &mut CommitInfo,
+    ) -> Result<(), LedgerError> {
+        let Some(old) = self.load_state(key)? else {
+            return Err(LedgerError::NotFound {
+                key: key.to_owned(),
+            });
+        };
+        if old.links.get(name).map(String::as_str) != Some(expected) {
+            return Ok(());
+        }
+        let mut new = old.clone();
+        let detail = format!("{name} {expected} replaced by {value}");
+        new.links.insert(name.to_owned(), value);
+        new.version = old.version + 1;
+        new.updated_at_ms = self.now;
+        self.store_state(&new, Some(&StateHeader::of(&old)))?;
+        info.versions.insert(key.to_owned(), new.version);
+        self.append_audit(key, Some(new.stage), new.stage, actor, &detail, info)
     }
 
     fn dead_letter(

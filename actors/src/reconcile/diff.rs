@@ -79,7 +79,8 @@ pub fn judged(stage: Stage) -> bool {
     )
 }
 
-fn money(invoice: &Value, field: &str) -> Option<Decimal> {
+/// A money field of a Xero document, exact (never through a float).
+pub(crate) fn money(invoice: &Value, field: &str) -> Option<Decimal> {
     invoice.get(field).and_then(|v| parse_money(v).ok())
 }
 

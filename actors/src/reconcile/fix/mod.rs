@@ -100,46 +100,70 @@ pub async fn fix(ctx: &LinkContext, key: &str) -> Result<String, FixError> {
     }
 }
 
-/// Reads one invoice, with its number for the operator's messages.
+/// An invoice as Xero has it now, read before any fix writes.
+pub(super) struct XeroInvoice {
+    pub value: Value,
+    /// The number, for the operator's messages (the id when it has none).
+    pub number: String,
+    pub status: String,
+}
+
+impl XeroInvoice {
+    pub fn money(&self, field: &str) -> Option<rust_decimal::Decimal> {
+        super::diff::money(&self.value, field)
+    }
+
+    /// Whether any payment or credit is applied: Xero then neither voids it nor changes its
+    /// lines.
+    pub fn settled(&self) -> bool {
+        ["AmountPaid", "AmountCredited"]
+            .iter()
+            .filter_map(|f| self.money(f))
+            .any(|a| !a.is_zero())
+    }
+}
+
+/// Reads one invoice.
 pub(super) async fn read_invoice(
     ctx: &LinkContext,
     invoice_id: &str,
-) -> Result<(Value, String), FixError> {
-    let invoice = ctx
+) -> Result<XeroInvoice, FixError> {
+    let value = ctx
         .xero
         .get_invoices_by_ids(&[invoice_id.to_owned()], Priority::Invoice)
         .await?
         .into_iter()
         .next()
         .ok_or_else(|| FixError::Refused(format!("Xero has no invoice {invoice_id}")))?;
-    let number = invoice
-        .get("InvoiceNumber")
-        .and_then(Value::as_str)
-        .unwrap_or(invoice_id)
-        .to_owned();
-    Ok((invoice, number))
+    let text = |field: &str| value.get(field).and_then(Value::as_str).map(str::to_owned);
+    Ok(XeroInvoice {
+        number: text("InvoiceNumber").unwrap_or_else(|| invoice_id.to_owned()),
+        status: text("Status").unwrap_or_default(),
+        value,
+    })
 }
 
-/// Writes the outcome to the order's trail and closes the discrepancy: both sides agree.
+/// Writes the outcome to the order's trail and closes the discrepancy, in one commit with
+/// what the fix learned (`learned`, e.g. a new link): both sides agree.
 pub(super) async fn close(
     ctx: &LinkContext,
     key: &str,
     order: &str,
     done: String,
+    mut learned: Vec<Write>,
 ) -> Result<String, FixError> {
-    ctx.ledger
-        .commit(vec![
-            Write::Note {
-                key: order.to_owned(),
-                actor: ACTOR.into(),
-                detail: done.clone(),
-            },
-            Write::RemoveDiscrepancy {
-                key: key.to_owned(),
-                actor: ACTOR.into(),
-            },
-        ])
-        .await?;
+    learned.extend([
+        Write::Note {
+            key: order.to_owned(),
+            actor: ACTOR.into(),
+            detail: done.clone(),
+        },
+        Write::RemoveDiscrepancy {
+            key: key.to_owned(),
+            actor: ACTOR.into(),
+        },
+    ]);
+    ctx.ledger.commit(learned).await?;
     tracing::info!(discrepancy = %key, order = %order, "Discrepancy fixed by the operator.");
     Ok(format!("{done}; {key} closed"))
 }

@@ -6,9 +6,8 @@ use serde_json::Value;
 
 use super::{ACTOR, FixError, close, note_request, read_invoice, send_one};
 use crate::budget::Priority;
-use crate::ledger::{EntityState, LedgerError, Write};
+use crate::ledger::{EntityState, Write};
 use crate::link::LinkContext;
-use crate::model::money::parse_money;
 use crate::xero::WriteMethod;
 
 /// Applies again the payment tally applied to a paid order, which Xero no longer shows.
@@ -43,20 +42,14 @@ pub(super) async fn reapply_payment(
     )
     .await?;
 
-    let (invoice, number) = read_invoice(ctx, &invoice_id).await?;
-    let status = invoice
-        .get("Status")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if matches!(status, "VOIDED" | "DELETED") {
+    let invoice = read_invoice(ctx, &invoice_id).await?;
+    let (number, status) = (&invoice.number, &invoice.status);
+    if matches!(status.as_str(), "VOIDED" | "DELETED") {
         return Err(FixError::Refused(format!(
             "Xero invoice {number} is {status}; a payment cannot be applied to it"
         )));
     }
-    let paid = invoice
-        .get("AmountPaid")
-        .and_then(|v| parse_money(v).ok())
-        .unwrap_or_default();
+    let paid = invoice.money("AmountPaid").unwrap_or_default();
     let payments = ctx
         .xero
         .get_payments_for_invoices(std::slice::from_ref(&invoice_id), Priority::Payment)
@@ -102,44 +95,13 @@ pub(super) async fn reapply_payment(
             id,
         )
     };
-    if let Some(id) = replacement {
-        relink_payment(ctx, &order_key, &removed, &id).await?;
-    }
-    close(ctx, key, &order_key, done).await
-}
-
-/// Points the order's `payment_id` at the payment that replaced `removed`, unless a stage
-/// changed it meanwhile. Retried on a version conflict: the stages may write the order too.
-async fn relink_payment(
-    ctx: &LinkContext,
-    order_key: &str,
-    removed: &str,
-    replacement: &str,
-) -> Result<(), FixError> {
-    for _ in 0..5 {
-        let Some(mut state) = ctx.ledger.get(order_key).await? else {
-            return Ok(());
-        };
-        if state.links.get("payment_id").map(String::as_str) != Some(removed) {
-            return Ok(());
-        }
-        state
-            .links
-            .insert("payment_id".into(), replacement.to_owned());
-        match ctx
-            .ledger
-            .commit(vec![Write::Put {
-                state,
-                actor: ACTOR.into(),
-                detail: format!("PaymentID {removed} replaced by {replacement}"),
-            }])
-            .await
-        {
-            Err(LedgerError::VersionConflict { .. }) => continue,
-            other => return other.map(drop).map_err(FixError::from),
-        }
-    }
-    Err(FixError::Refused(format!(
-        "{order_key} kept changing; its payment_id still names {removed}"
-    )))
+    // The order names the replacement, unless a stage changed its payment_id meanwhile.
+    let relink = replacement.map(|value| Write::SetLink {
+        key: order_key.clone(),
+        name: "payment_id".into(),
+        expected: removed,
+        value,
+        actor: ACTOR.into(),
+    });
+    close(ctx, key, &order_key, done, relink.into_iter().collect()).await
 }

@@ -7,7 +7,6 @@ use super::{FixError, close, note_request, read_invoice, send_one};
 use crate::budget::Priority;
 use crate::ledger::EntityState;
 use crate::link::LinkContext;
-use crate::model::money::parse_money;
 use crate::xero::WriteMethod;
 
 /// Posts again the invoice tally planned for the order (the lines, tax and rounding line the
@@ -45,13 +44,9 @@ pub(super) async fn restore_invoice(
     )
     .await?;
 
-    let (invoice, number) = read_invoice(ctx, &invoice_id).await?;
-    let money = |field: &str| invoice.get(field).and_then(|v| parse_money(v).ok());
-    let status = invoice
-        .get("Status")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let done = if money("Total") == Some(expected) {
+    let invoice = read_invoice(ctx, &invoice_id).await?;
+    let (number, status) = (&invoice.number, &invoice.status);
+    let done = if invoice.money("Total") == Some(expected) {
         format!("Xero invoice {number} already totals {expected}; nothing sent")
     } else {
         if status != "AUTHORISED" {
@@ -59,11 +54,7 @@ pub(super) async fn restore_invoice(
                 "Xero invoice {number} is {status}; only an approved, unpaid invoice can be restored"
             )));
         }
-        let settled = ["AmountPaid", "AmountCredited"]
-            .iter()
-            .filter_map(|f| money(f))
-            .any(|a| !a.is_zero());
-        if settled {
+        if invoice.settled() {
             return Err(FixError::Refused(format!(
                 "Xero invoice {number} has payments or credits applied; Xero keeps its lines once money is applied: credit the difference there (or acknowledge it)"
             )));
@@ -71,6 +62,7 @@ pub(super) async fn restore_invoice(
         // One restore per edit: a repeat replays its answer; a later edit changes the
         // invoice's UpdatedDateUTC and so the key.
         let edited_at = invoice
+            .value
             .get("UpdatedDateUTC")
             .and_then(Value::as_str)
             .unwrap_or_default()
@@ -84,7 +76,7 @@ pub(super) async fn restore_invoice(
             &format!("restore invoice {number}"),
         )
         .await?;
-        let total = value.get("Total").and_then(|v| parse_money(v).ok());
+        let total = crate::reconcile::diff::money(&value, "Total");
         if total != Some(expected) {
             return Err(FixError::Refused(format!(
                 "Xero invoice {number} restored but totals {}, not {expected}: compare it in Xero",
@@ -93,5 +85,5 @@ pub(super) async fn restore_invoice(
         }
         format!("Xero invoice {number} restored as tally posted it: total {expected}")
     };
-    close(ctx, key, &order_key, done).await
+    close(ctx, key, &order_key, done, Vec::new()).await
 }

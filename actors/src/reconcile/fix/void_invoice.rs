@@ -1,13 +1,12 @@
 //! The fix for an order Magento cancelled after tally posted its invoice: the invoice is
 //! voided in Xero, once (`void-{InvoiceID}`), and only while no money is applied to it.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{FixError, close, note_request, read_invoice, send_one};
 use crate::budget::Priority;
 use crate::ledger::EntityState;
 use crate::link::LinkContext;
-use crate::model::money::parse_money;
 use crate::reconcile::diff::MagentoSide;
 use crate::xero::WriteMethod;
 
@@ -35,19 +34,12 @@ pub(super) async fn void_invoice(
     )
     .await?;
 
-    let (invoice, number) = read_invoice(ctx, &invoice_id).await?;
-    let status = invoice
-        .get("Status")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let done = if matches!(status, "VOIDED" | "DELETED") {
+    let invoice = read_invoice(ctx, &invoice_id).await?;
+    let (number, status) = (&invoice.number, &invoice.status);
+    let done = if matches!(status.as_str(), "VOIDED" | "DELETED") {
         format!("Xero invoice {number} was already {status}; nothing sent")
     } else {
-        let paid = ["AmountPaid", "AmountCredited"]
-            .iter()
-            .filter_map(|f| invoice.get(*f).and_then(|v| parse_money(v).ok()))
-            .any(|a| !a.is_zero());
-        if paid {
+        if invoice.settled() {
             return Err(FixError::Refused(format!(
                 "Xero invoice {number} has payments or credits applied; Xero voids only an invoice without them: remove them in Xero, or raise a credit note there"
             )));
@@ -68,5 +60,5 @@ pub(super) async fn void_invoice(
     // Were Magento to un-cancel the order meanwhile, the void changed the invoice, so the next
     // sweep reads it and raises the voided invoice instead.
     let done = format!("{done} (the order was cancelled in Magento)");
-    close(ctx, key, order_key, done).await
+    close(ctx, key, order_key, done, Vec::new()).await
 }
